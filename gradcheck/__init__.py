@@ -1,0 +1,3 @@
+"""GradCheck: analyse classifier-guidance gradients in diffusion models."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,269 @@
+"""``gradcheck``: one subcommand per workflow step, explicit inputs and outputs, logs on stderr.
+
+Every Snakemake rule is a thin call of one of these; none of them knows about Snakemake.
+Errors caused by bad input exit with status 2 and a one-line message naming it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger("gradcheck")
+
+
+def _bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+# --- subcommands ----------------------------------------------------------------------------
+
+
+def cmd_make_data(a):
+    from .data import build_dataset, contact_sheet, save_dataset
+
+    data = build_dataset(a.train_per_class, a.val_per_class, a.size, a.seed)
+    save_dataset(a.out, data, seed=a.seed, size=a.size)
+    if a.sheet:
+        contact_sheet(data["train_images"], data["train_labels"], a.sheet)
+    log.info("wrote %d training and %d validation images of %d px to %s",
+             len(data["train_labels"]), len(data["val_labels"]), a.size, a.out)
+
+
+def cmd_train_ddpm(a):
+    from .data import images_to_tensor, load_dataset
+    from .ddpm import DDPMTrainConfig, UNetConfig, train_ddpm
+    from .device import pick_device
+
+    cfg = DDPMTrainConfig(
+        unet=UNetConfig(tuple(a.block_out_channels), a.layers_per_block, tuple(a.attention)),
+        num_train_timesteps=a.timesteps, steps=a.steps, batch_size=a.batch_size, lr=a.lr,
+        ema_decay=a.ema_decay, checkpoint_every=a.checkpoint_every, seed=a.seed)
+    images = images_to_tensor(load_dataset(a.data)["train_images"])
+    work = Path(a.work_dir or Path(a.out).with_name(Path(a.out).name + ".ckpt"))
+    work.mkdir(parents=True, exist_ok=True)
+    train_ddpm(images, a.out, cfg, pick_device(a.device), work, stop_after=a.stop_after)
+
+
+def cmd_train_classifier(a):
+    from .atomic import write_json
+    from .classifier import ClassifierTrainConfig, save_classifier, train_classifier
+    from .data import images_to_tensor, load_dataset
+    from .ddpm import build_scheduler
+    from .device import pick_device
+
+    cfg = ClassifierTrainConfig(mode=a.mode, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
+                                patience=a.patience, seed=a.seed)
+    data = load_dataset(a.data)
+    scheduler = build_scheduler(a.timesteps)
+    model, report = train_classifier(
+        images_to_tensor(data["train_images"]), _labels(data["train_labels"]),
+        images_to_tensor(data["val_images"]), _labels(data["val_labels"]),
+        scheduler, cfg, len(data["classes"]), pick_device(a.device))
+    classes = tuple(str(c) for c in data["classes"])
+    save_classifier(a.out, model.cpu(), classes, int(data["size"]), a.mode)
+    write_json(a.report, report)
+    log.info("%s classifier: clean accuracy %.4f, noisy accuracy %.4f",
+             a.mode, report["clean_accuracy"], report["noisy_accuracy"])
+
+
+def cmd_sample(a):
+    import numpy as np
+
+    from .atomic import atomic_path
+    from .classifier import load_classifier
+    from .ddpm import load_pipeline
+    from .device import describe, pick_device
+    from .guidance import GuidanceSettings, sample_seeds
+    from .metrics import uint8_images
+
+    device = pick_device(a.device)
+    unet, scheduler = load_pipeline(a.ddpm, device)
+    classifier, meta = load_classifier(a.classifier, device)
+    if meta["image_size"] != unet.config.sample_size:
+        raise ValueError(f"classifier {a.classifier} was trained on {meta['image_size']} px images "
+                         f"but the DDPM {a.ddpm} makes {unet.config.sample_size} px images")
+    if a.target not in meta["classes"]:
+        raise ValueError(f"unknown target class {a.target!r}; {a.classifier} knows: {', '.join(meta['classes'])}")
+    target = meta["classes"].index(a.target)
+    settings = GuidanceSettings(scale=a.scale, target=target, x0_hat=a.x0_hat, adam=a.adam)
+    seeds = list(range(a.seed, a.seed + a.num_samples))
+    log.info("sampling %d images with %s on %s", a.num_samples, settings, describe(device))
+    classifier.requires_grad_(False)
+    unet.requires_grad_(False)
+    images, trace = sample_seeds(seeds, unet, scheduler, classifier, settings, a.batch_size, a.steps, device)
+    record = {"settings": vars(settings), "target_name": a.target, "ddpm": str(a.ddpm),
+              "classifier": str(a.classifier), "num_inference_steps": a.steps or scheduler.config.num_train_timesteps,
+              "device": describe(device)}
+    with atomic_path(a.out) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, images=uint8_images(images), seeds=np.array(seeds),
+                            timesteps=trace.timesteps.numpy(), cosine=trace.cosine.numpy(),
+                            grad_norm=trace.grad_norm.numpy(), term_norm=trace.term_norm.numpy(),
+                            record=np.array(json.dumps(record)))
+
+
+def cmd_evaluate(a):
+    import torch
+
+    from .atomic import write_json
+    from .classifier import accuracy, load_classifier
+    from .data import images_to_tensor, load_dataset
+    from .metrics import feature_network, frechet_distance
+    from .samples import load_samples
+
+    samples = load_samples(a.samples)
+    record = samples["record"]
+    target = record["settings"]["target"]
+    classifier, _ = load_classifier(a.classifier)
+    fake = samples["images"]
+    acc = accuracy(classifier, images_to_tensor(fake), torch.full((len(fake),), target))
+
+    data = load_dataset(a.data)
+    real = data["train_images"][data["train_labels"] == target]
+    n = min(a.n or len(fake), len(fake))
+    if len(real) < n:
+        raise ValueError(f"{a.data} has only {len(real)} training images of class {target}; FID needs {n}")
+    # The first n target-class training images: the same real set for every cell.
+    feature_clf = load_classifier(a.feature_classifier)[0] if a.feature_classifier else None
+    feature, feature_name = feature_network(a.features, inception_weights=a.inception_weights,
+                                            classifier=feature_clf)
+    fid = frechet_distance(real[:n], fake[:n], feature, inception_weights=a.inception_weights)
+    settings = record["settings"]
+    write_json(a.out, {
+        "classifier": a.label or Path(a.classifier).stem, "x0": settings["x0_hat"], "adam": settings["adam"],
+        "scale": settings["scale"], "target": record["target_name"], "n": n, "accuracy": acc, "fid": fid,
+        "fid_features": feature_name, "samples": str(a.samples),
+        "cosine_mean": _nanmean(samples["cosine"]),
+    })
+    log.info("%s: accuracy %.4f, FID %.3f (%s, n=%d)", a.samples, acc, fid, feature_name, n)
+
+
+def _nanmean(x) -> float | None:
+    import numpy as np
+
+    return None if np.isnan(x).all() else float(np.nanmean(x))
+
+
+def _labels(labels):
+    import torch
+
+    return torch.as_tensor(labels, dtype=torch.long)
+
+
+# --- parser ---------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gradcheck", description=__doc__.splitlines()[0])
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("make-data", help="draw the SportBalls data set")
+    s.add_argument("--out", required=True, help="output .npz (images uint8 + labels, train and validation)")
+    s.add_argument("--sheet", help="optional contact-sheet PNG of training examples")
+    s.add_argument("--size", type=_positive, default=32, help="image side in pixels (paper: 64)")
+    s.add_argument("--train-per-class", type=_positive, default=2000, help="training images per class")
+    s.add_argument("--val-per-class", type=_positive, default=250, help="validation images per class")
+    s.add_argument("--seed", type=int, default=0, help="data set seed")
+    s.set_defaults(func=cmd_make_data)
+
+    s = sub.add_parser("train-ddpm", help="train the unconditional DDPM (diffusers UNet2DModel)")
+    s.add_argument("--data", required=True, help="SportBalls .npz from make-data")
+    s.add_argument("--out", required=True, help="output DDPMPipeline directory (save_pretrained)")
+    s.add_argument("--work-dir", help="checkpoint directory for resuming (default: OUT.ckpt)")
+    s.add_argument("--block-out-channels", type=_positive, nargs="+", default=[32, 64, 128],
+                   help="channels per resolution level (paper: 64 128 192 256)")
+    s.add_argument("--layers-per-block", type=_positive, default=1, help="ResNet layers per level (paper: 2)")
+    s.add_argument("--attention", type=_bool, nargs="+", default=[False, False, False],
+                   help="self-attention per level, shallowest first (paper: false true true true)")
+    s.add_argument("--timesteps", type=_positive, default=1000, help="diffusion steps T (paper: 1000)")
+    s.add_argument("--steps", type=_positive, default=1000, help="optimisation steps")
+    s.add_argument("--batch-size", type=_positive, default=64)
+    s.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
+    s.add_argument("--ema-decay", type=float, default=0.995, help="EMA decay of the sampling weights")
+    s.add_argument("--checkpoint-every", type=_positive, default=200, help="steps between resumable checkpoints")
+    s.add_argument("--stop-after", type=_positive, help="stop at this step after checkpointing (testing)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    s.set_defaults(func=cmd_train_ddpm)
+
+    s = sub.add_parser("train-classifier", help="train a MobileNetV3-small classifier")
+    s.add_argument("--data", required=True, help="SportBalls .npz from make-data")
+    s.add_argument("--mode", required=True, choices=["noisy", "clean"],
+                   help="noisy: robust, trained on x_t with t uniform; clean: non-robust")
+    s.add_argument("--out", required=True, help="output weights (.pt)")
+    s.add_argument("--report", required=True, help="output JSON with clean and noisy validation accuracy")
+    s.add_argument("--timesteps", type=_positive, default=1000, help="the DDPM's T, for the noise schedule")
+    s.add_argument("--epochs", type=_positive, default=30)
+    s.add_argument("--batch-size", type=_positive, default=128)
+    s.add_argument("--lr", type=float, default=2e-3)
+    s.add_argument("--patience", type=_positive, default=5, help="early stopping patience in epochs")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    s.set_defaults(func=cmd_train_classifier)
+
+    s = sub.add_parser("sample", help="guided sampling of one grid cell")
+    s.add_argument("--ddpm", required=True, help="DDPMPipeline directory from train-ddpm")
+    s.add_argument("--classifier", required=True, help="guiding classifier (.pt)")
+    s.add_argument("--target", required=True, help="target class name, e.g. baseball")
+    s.add_argument("--scale", type=float, required=True, help="guidance scale s (0: unguided)")
+    s.add_argument("--x0-hat", type=_bool, default=False, help="classify the x0 estimate (eq. 3)")
+    s.add_argument("--adam", type=_bool, default=False, help="ADAM on the classifier gradient (eq. 4)")
+    s.add_argument("--num-samples", type=_positive, default=64)
+    s.add_argument("--seed", type=int, default=0, help="sample i uses seed SEED+i, in every cell")
+    s.add_argument("--batch-size", type=_positive, default=64, help="does not change the samples")
+    s.add_argument("--steps", type=_positive, help="respaced sampling steps (default: all T)")
+    s.add_argument("--out", required=True, help="output .npz: images, seeds and the gradient trace")
+    s.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    s.set_defaults(func=cmd_sample)
+
+    s = sub.add_parser("evaluate", help="accuracy and class-conditional FID of one cell")
+    s.add_argument("--samples", required=True, help=".npz from sample")
+    s.add_argument("--classifier", required=True, help="the guiding classifier (.pt), for accuracy")
+    s.add_argument("--label", help="name of the guiding classifier in the table (default: file stem)")
+    s.add_argument("--data", required=True, help="SportBalls .npz: the real target-class images")
+    s.add_argument("--n", type=_positive, help="images per side for FID (default: all samples)")
+    s.add_argument("--features", choices=["inception", "sportballs"], required=True,
+                   help="FID features: Inception-v3 (weights on disk) or a SportBalls classifier")
+    s.add_argument("--inception-weights", help="torch-fidelity Inception-v3 weights (.pth)")
+    s.add_argument("--feature-classifier", help="classifier (.pt) whose pooled features FID uses")
+    s.add_argument("--out", required=True, help="output JSON")
+    s.set_defaults(func=cmd_evaluate)
+
+    from .report_cli import add_report_commands
+    add_report_commands(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .checkpoint import CheckpointError
+    from .guidance import GuidanceError
+
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError, CheckpointError, GuidanceError) as exc:
+        log.error("%s", exc)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

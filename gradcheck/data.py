@@ -1,0 +1,264 @@
+"""SportBalls: the paper's synthetic data set (Appendix A), drawn procedurally.
+
+One sport ball per image on a white background, at a random position (always fully
+inside the image), rotation and scale. The four classes share shape and size
+distribution and differ only in colour and pattern, as in the paper. The paper used
+Freepik icons; we draw look-alikes with PIL so that no image file is needed.
+
+Every image has its own random generator derived from (seed, split, class, j) with
+``numpy.random.SeedSequence``: the j-th ball of a class is the same whatever the number
+of images asked for, so a larger data set is a superset of a smaller one.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+import zlib
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from gradcheck.atomic import atomic_path
+
+if TYPE_CHECKING:
+    import torch
+
+CLASSES: tuple[str, ...] = ("basketball", "soccer", "tennis", "baseball")
+
+SUPERSAMPLE = 4  # draw at 4x and box-filter down: anti-aliasing without spill past the ball
+SCALE_RANGE = (0.40, 0.75)  # ball diameter as a fraction of the image side
+MARGIN = 1.0  # px between the ball and the image edge, so the 1-px frame stays white
+
+_TRAIN, _VAL = 0, 1  # SeedSequence streams: train and validation never share a generator
+_WHITE = (255, 255, 255)
+_ARRAY_KEYS = ("train_images", "train_labels", "val_images", "val_labels")
+
+
+def class_index(name: str) -> int:
+    try:
+        return CLASSES.index(name)
+    except ValueError:
+        raise ValueError(f"unknown class {name!r}; valid classes: {', '.join(CLASSES)}") from None
+
+
+# --- drawing -------------------------------------------------------------------------
+# Patterns are described in the ball's own unit-disc coordinates; ``_Ball.pt`` rotates
+# and scales them onto the canvas, and the disc mask clips whatever spills outside.
+
+
+class _Ball:
+    def __init__(self, cx: float, cy: float, radius: float, angle: float):
+        self.cx, self.cy, self.r = cx, cy, radius
+        self.cos, self.sin = np.cos(angle), np.sin(angle)
+
+    def pt(self, x: float, y: float) -> tuple[float, float]:
+        return (self.cx + self.r * (x * self.cos - y * self.sin), self.cy + self.r * (x * self.sin + y * self.cos))
+
+    def px(self, fraction: float) -> int:
+        """A stroke width given as a fraction of the diameter (at least one canvas px)."""
+        return max(1, round(2 * self.r * fraction))
+
+    def circle(self, draw: ImageDraw.ImageDraw, x: float, y: float, radius: float, **kw) -> None:
+        cx, cy = self.pt(x, y)
+        rr = self.r * radius
+        draw.ellipse((cx - rr, cy - rr, cx + rr, cy + rr), **kw)
+
+
+def _seam_points(side: float, step: float) -> np.ndarray:
+    """Points along a baseball seam, where its stitches go (unit-disc coords).
+
+    Baseball and tennis seams are both arcs of a unit circle centred at (side * 1.35, 0),
+    kept where they lie inside the ball, so that the two seams bow towards the centre.
+    """
+    phi = np.arange(0.0, 2 * np.pi, step)
+    pts = np.stack([side * 1.35 + np.cos(phi), np.sin(phi)], axis=1)
+    return pts[np.hypot(pts[:, 0], pts[:, 1]) < 0.93]
+
+
+def _basketball(d: ImageDraw.ImageDraw, b: _Ball) -> None:
+    black, w = (25, 20, 20), b.px(0.065)
+    d.line([b.pt(-1, 0), b.pt(1, 0)], fill=black, width=w)
+    d.line([b.pt(0, -1), b.pt(0, 1)], fill=black, width=w)
+    for side in (-1, 1):  # the two side curves, clipped to the disc by the mask
+        b.circle(d, side * 1.3, 0, 0.95, outline=black, width=w)
+
+
+def _soccer(d: ImageDraw.ImageDraw, b: _Ball) -> None:
+    """A truncated icosahedron seen face-on: a black pentagon in front, one seam from each
+    of its corners to a half-hidden pentagon at the rim, hexagon edges between those."""
+    black, seam = (25, 25, 25), b.px(0.04)
+
+    def pentagon(x: float, y: float, size: float, turn: float) -> np.ndarray:
+        a = turn + np.arange(5) * 2 * np.pi / 5
+        return np.stack([x + size * np.cos(a), y + size * np.sin(a)], axis=1)
+
+    corners = -np.pi / 2 + np.arange(5) * 2 * np.pi / 5
+    centre = pentagon(0, 0, 0.28, corners[0])
+    rim = [pentagon(0.86 * np.cos(t), 0.86 * np.sin(t), 0.28, t + np.pi) for t in corners]
+    for k in range(5):
+        d.line([b.pt(*centre[k]), b.pt(*rim[k][0])], fill=black, width=seam)
+        near, far = rim[k], rim[(k + 1) % 5]  # join the facing corners of neighbouring rim patches
+        dist = np.hypot(*(near[:, None] - far[None]).transpose(2, 0, 1))
+        i, j = np.unravel_index(np.argmin(dist), dist.shape)
+        d.line([b.pt(*near[i]), b.pt(*far[j])], fill=black, width=seam)
+    for patch in (centre, *rim):
+        d.polygon([b.pt(*p) for p in patch], fill=black)
+
+
+def _tennis(d: ImageDraw.ImageDraw, b: _Ball) -> None:
+    for side in (-1, 1):
+        b.circle(d, side * 1.35, 0, 1.0, outline=(252, 252, 245), width=b.px(0.085))
+
+
+def _baseball(d: ImageDraw.ImageDraw, b: _Ball) -> None:
+    red = (205, 30, 35)
+    for side in (-1, 1):
+        b.circle(d, side * 1.35, 0, 1.0, outline=red, width=b.px(0.035))
+        # V-shaped stitches on both sides of the seam, pointing along it
+        for x, y in _seam_points(side, 0.2):
+            nx, ny = x - side * 1.35, y  # unit normal of the seam circle at (x, y)
+            tx, ty = -ny, nx
+            for s in (-1, 1):
+                start = b.pt(x + s * 0.04 * nx, y + s * 0.04 * ny)
+                end = b.pt(x + s * 0.16 * nx + 0.07 * tx, y + s * 0.16 * ny + 0.07 * ty)
+                d.line([start, end], fill=red, width=b.px(0.04))
+
+
+# fill, pattern, rim colour, rim width (fraction of the diameter)
+_STYLES = {
+    0: ((232, 112, 28), _basketball, (70, 35, 15), 0.04),
+    1: ((255, 255, 255), _soccer, (25, 25, 25), 0.05),
+    2: ((200, 228, 45), _tennis, (140, 165, 25), 0.03),
+    3: ((248, 242, 226), _baseball, (110, 105, 100), 0.04),
+}
+
+
+def draw_ball(label: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """One (size, size, 3) uint8 image of class ``label``; all randomness comes from ``rng``."""
+    if label not in _STYLES:
+        raise ValueError(f"label must be in 0..{len(CLASSES) - 1}, got {label!r}")
+    fill, pattern, rim, rim_width = _STYLES[label]
+    diameter = rng.uniform(*SCALE_RANGE) * size
+    lo, hi = diameter / 2 + MARGIN, size - diameter / 2 - MARGIN
+    cx, cy = rng.uniform(lo, hi, size=2)
+    angle = rng.uniform(0, 2 * np.pi)
+
+    s = SUPERSAMPLE
+    canvas = size * s
+    ball = _Ball(cx * s, cy * s, diameter * s / 2, angle)
+    box = (ball.cx - ball.r, ball.cy - ball.r, ball.cx + ball.r, ball.cy + ball.r)
+
+    layer = Image.new("RGB", (canvas, canvas), fill)
+    pattern(ImageDraw.Draw(layer), ball)
+    mask = Image.new("L", (canvas, canvas), 0)
+    ImageDraw.Draw(mask).ellipse(box, fill=255)
+    image = Image.new("RGB", (canvas, canvas), _WHITE)
+    image.paste(layer, mask=mask)
+    ImageDraw.Draw(image).ellipse(box, outline=rim, width=ball.px(rim_width))  # drawn inside box
+    # BOX with an integer factor is an exact area average: nothing bleeds past the ball
+    return np.asarray(image.resize((size, size), Image.BOX), dtype=np.uint8)
+
+
+# --- data sets -----------------------------------------------------------------------
+
+
+def _make(n_per_class: int, size: int, seed: int, stream: int) -> tuple[np.ndarray, np.ndarray]:
+    if n_per_class < 0 or size < 8:
+        raise ValueError(f"need n_per_class >= 0 and size >= 8, got {n_per_class} and {size}")
+    labels = np.repeat(np.arange(len(CLASSES), dtype=np.int64), n_per_class)
+    js = np.tile(np.arange(n_per_class), len(CLASSES))
+    images = np.empty((len(labels), size, size, 3), dtype=np.uint8)
+    for i, (label, j) in enumerate(zip(labels.tolist(), js.tolist())):
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(stream, 0, label, j)))
+        images[i] = draw_ball(label, size, rng)
+    order = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(stream, 1))).permutation(len(labels))
+    return images[order], labels[order]
+
+
+def make_images(n_per_class: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A balanced, shuffled set: images (4n, size, size, 3) uint8 and labels (4n,) int64."""
+    return _make(n_per_class, size, seed, _TRAIN)
+
+
+def build_dataset(n_train_per_class: int, n_val_per_class: int, size: int, seed: int) -> dict[str, np.ndarray]:
+    train_images, train_labels = _make(n_train_per_class, size, seed, _TRAIN)
+    val_images, val_labels = _make(n_val_per_class, size, seed, _VAL)
+    return {
+        "train_images": train_images,
+        "train_labels": train_labels,
+        "val_images": val_images,
+        "val_labels": val_labels,
+    }
+
+
+def save_dataset(path: str | os.PathLike, data: dict[str, np.ndarray], *, seed: int, size: int) -> None:
+    arrays = {key: np.asarray(data[key]) for key in _ARRAY_KEYS}
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file handle: numpy adds no ".npz"
+        np.savez_compressed(f, **arrays, classes=np.array(CLASSES), seed=np.int64(seed), size=np.int64(size))
+
+
+def load_dataset(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read a file written by :func:`save_dataset`, checking that it is whole and complete."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"SportBalls data set not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            data = {key: npz[key] for key in npz.files}  # read everything now: surfaces CRC errors
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise ValueError(f"{path} is not a readable SportBalls .npz file ({err})") from err
+    missing = [k for k in (*_ARRAY_KEYS, "classes", "seed", "size") if k not in data]
+    if missing:
+        raise ValueError(f"{path} lacks the arrays {missing}; regenerate it")
+    if tuple(data["classes"].tolist()) != CLASSES:
+        raise ValueError(f"{path} has classes {data['classes'].tolist()}, expected {list(CLASSES)}")
+    for split in ("train", "val"):
+        images, labels = data[f"{split}_images"], data[f"{split}_labels"]
+        if images.ndim != 4 or images.dtype != np.uint8 or len(images) != len(labels):
+            raise ValueError(f"{path}: {split} arrays are malformed ({images.shape} {images.dtype}, {labels.shape})")
+    return data
+
+
+def images_to_tensor(images: np.ndarray) -> "torch.Tensor":
+    """uint8 NHWC -> float32 NCHW in [-1, 1], the range the DDPM and classifiers use."""
+    import torch  # lazy: data generation must not need torch
+
+    if images.dtype != np.uint8 or images.ndim != 4:
+        raise ValueError(f"expected uint8 images of shape (N, H, W, 3), got {images.dtype} {images.shape}")
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
+    return x.float().div(127.5).sub(1.0).contiguous()
+
+
+# --- contact sheet -------------------------------------------------------------------
+
+SHEET_LABEL_WIDTH = 90  # px reserved for the class name at the left of each row
+SHEET_GAP = 4  # grey gutters keep the white-background cells apart
+
+
+def sheet_zoom(size: int) -> int:
+    """Nearest-neighbour upscaling factor: cells are at least 64 px on screen."""
+    return max(2, -(-64 // size))
+
+
+def contact_sheet(images: np.ndarray, labels: np.ndarray, path: str | os.PathLike, per_class: int = 8) -> None:
+    """PNG grid, one row per class with its name on the left and up to ``per_class`` examples."""
+    size = images.shape[1]
+    cell = size * sheet_zoom(size)
+    width = SHEET_LABEL_WIDTH + per_class * (cell + SHEET_GAP) + SHEET_GAP
+    height = len(CLASSES) * (cell + SHEET_GAP) + SHEET_GAP
+    sheet = Image.new("RGB", (width, height), (200, 200, 200))
+    draw = ImageDraw.Draw(sheet)
+    try:
+        font = ImageFont.load_default(size=14)
+    except ImportError:  # Pillow built without FreeType: the small bitmap font
+        font = ImageFont.load_default()
+    for row, name in enumerate(CLASSES):
+        top = SHEET_GAP + row * (cell + SHEET_GAP)
+        _, y0, _, y1 = draw.textbbox((0, 0), name, font=font)
+        draw.text((6, top + (cell - y0 - y1) // 2), name, fill=(0, 0, 0), font=font)
+        for col, i in enumerate(np.flatnonzero(labels == row)[:per_class]):
+            tile = Image.fromarray(images[i]).resize((cell, cell), Image.NEAREST)
+            sheet.paste(tile, (SHEET_LABEL_WIDTH + col * (cell + SHEET_GAP), top))
+    with atomic_path(path) as tmp:
+        sheet.save(tmp, format="PNG")

@@ -1,0 +1,197 @@
+"""Classifier-guided DDPM sampling with the paper's stabilisers, and its gradient trace.
+
+Equations (numbers as in DESIGN.md):
+  (1) mu~ = mu_theta(x_t, t) + s * sigma_t^2 * g,   g = grad_{x_t} log p_phi(y | x_in)
+  (2) g <- g * ||eps|| / ||g||                       per sample, always on
+  (3) x_in = x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t)   (or x_in = x_t)
+  (4) ADAM on the raw g, before (2): g <- m_hat / (sqrt(v_hat) + e)
+  (5) cosine(g_k, g_{k-1}) per sample, for every sampling step k
+
+The sampler is a plain function of (unet, scheduler, classifier, noise, settings).
+Every sample owns a ``torch.Generator``, so its noise, and so its result, does not
+depend on the batch it is sampled in or on which grid cell asked for it.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler, UNet2DModel
+from diffusers.utils.torch_utils import randn_tensor
+from tqdm.auto import tqdm
+
+
+class GuidanceError(FloatingPointError):
+    """The classifier gradient is not finite."""
+
+
+@dataclass(frozen=True)
+class GuidanceSettings:
+    scale: float = 0.0       # s; 0 samples unguided
+    target: int = 0          # y, a class index
+    x0_hat: bool = False     # classify x0_hat (eq. 3) instead of x_t
+    adam: bool = False       # eq. 4
+    beta1: float = 0.9
+    beta2: float = 0.999
+    adam_eps: float = 1e-8
+
+
+@dataclass
+class SamplingTrace:
+    """Per step k (rows) and per sample (columns)."""
+    timesteps: torch.Tensor   # (K,)
+    cosine: torch.Tensor      # (K, B): cos(g_k, g_{k-1}) of the applied direction; NaN at k = 0
+    grad_norm: torch.Tensor   # (K, B): ||raw classifier gradient||
+    term_norm: torch.Tensor   # (K, B): ||s * sigma_t^2 * g||, the shift of the mean
+
+    @classmethod
+    def concat(cls, traces: list["SamplingTrace"]) -> "SamplingTrace":
+        """Join traces of batches of the same run along the sample axis."""
+        return cls(traces[0].timesteps, *(torch.cat([getattr(t, f) for t in traces], dim=1)
+                                          for f in ("cosine", "grad_norm", "term_norm")))
+
+
+def sample_generators(seeds: list[int]) -> list[torch.Generator]:
+    """One CPU generator per sample: CPU and GPU runs then start from the same noise."""
+    return [torch.Generator().manual_seed(int(s)) for s in seeds]
+
+
+def initial_noise(generators: list[torch.Generator], shape: tuple[int, ...], device) -> torch.Tensor:
+    """x_T for each sample, drawn exactly as ``DDPMPipeline`` draws it."""
+    return randn_tensor((len(generators), *shape), generator=generators, device=torch.device(device))
+
+
+def x0_estimate(x_t: torch.Tensor, eps: torch.Tensor, alpha_bar_t: torch.Tensor) -> torch.Tensor:
+    """Eq. 3: the one-step estimate of the clean image (unclipped, so gradients flow)."""
+    return (x_t - (1 - alpha_bar_t).sqrt() * eps) / alpha_bar_t.sqrt()
+
+
+def posterior_variance(scheduler: DDPMScheduler, t: int) -> torch.Tensor:
+    """sigma_t^2 of the step t -> prev(t) with fixed small variance (respacing aware)."""
+    prev_t = int(scheduler.previous_timestep(t))
+    abar_t = scheduler.alphas_cumprod[int(t)]
+    abar_prev = scheduler.alphas_cumprod[prev_t] if prev_t >= 0 else torch.tensor(1.0)
+    beta_t = 1 - abar_t / abar_prev
+    return ((1 - abar_prev) / (1 - abar_t) * beta_t).clamp(min=1e-20)
+
+
+class AdamMoments:
+    """Eq. 4 without a step size: per-element (hence per-sample) first and second moments."""
+
+    def __init__(self, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
+        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+        self.m = self.v = None
+        self.k = 0
+
+    def __call__(self, g: torch.Tensor) -> torch.Tensor:
+        if self.m is None:
+            self.m, self.v = torch.zeros_like(g), torch.zeros_like(g)
+        self.k += 1
+        self.m.mul_(self.beta1).add_(g, alpha=1 - self.beta1)
+        self.v.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
+        m_hat = self.m / (1 - self.beta1 ** self.k)
+        v_hat = self.v / (1 - self.beta2 ** self.k)
+        return m_hat / (v_hat.sqrt() + self.eps)
+
+
+def per_sample_norm(x: torch.Tensor) -> torch.Tensor:
+    return x.flatten(1).norm(dim=1)
+
+
+def normalise(g: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """Eq. 2: rescale g to ||eps|| per sample; a zero gradient stays zero."""
+    g_norm = per_sample_norm(g)
+    factor = torch.where(g_norm > 0, per_sample_norm(eps) / g_norm.clamp(min=torch.finfo(g.dtype).tiny), 0.0)
+    return g * factor.view(-1, *([1] * (g.dim() - 1)))
+
+
+def log_prob_gradient(classifier, x_in: torch.Tensor, x_leaf: torch.Tensor, target: int) -> torch.Tensor:
+    """grad_{x_leaf} log p(y | x_in); x_in is x_leaf itself or a function of it."""
+    log_p = F.log_softmax(classifier(x_in).float(), dim=1)[:, target]
+    (g,) = torch.autograd.grad(log_p.sum(), x_leaf)
+    return g
+
+
+def guided_sample(
+    unet: UNet2DModel,
+    scheduler: DDPMScheduler,
+    classifier: torch.nn.Module | None,
+    noise: torch.Tensor,
+    settings: GuidanceSettings,
+    generators: list[torch.Generator],
+    num_inference_steps: int | None = None,
+    progress: bool = True,
+) -> tuple[torch.Tensor, SamplingTrace]:
+    """Sample from x_T = ``noise`` with classifier guidance; returns images in [-1, 1] and the trace.
+
+    ``num_inference_steps`` respaces the schedule (fewer steps for CPU runs); None uses
+    every training step. The unet and classifier should be in eval mode.
+    """
+    steps = num_inference_steps or scheduler.config.num_train_timesteps
+    if steps <= 0:
+        raise ValueError(f"num_inference_steps must be positive, got {steps}")
+    if len(generators) != noise.shape[0]:
+        raise ValueError(f"{len(generators)} generators for a batch of {noise.shape[0]}")
+    guided = settings.scale != 0
+    if guided and classifier is None:
+        raise ValueError("a guidance scale other than 0 needs a classifier")
+    scheduler.set_timesteps(steps, device=noise.device)
+    alphas_cumprod = scheduler.alphas_cumprod.to(noise.device)
+    adam = AdamMoments(settings.beta1, settings.beta2, settings.adam_eps) if settings.adam else None
+
+    n_steps, batch = len(scheduler.timesteps), noise.shape[0]
+    trace = SamplingTrace(scheduler.timesteps.cpu(), *(torch.full((n_steps, batch), float("nan")) for _ in range(3)))
+    x, prev_g = noise, None
+    for k, t in enumerate(tqdm(scheduler.timesteps, desc="sampling", file=sys.stderr, disable=not progress)):
+        if guided and settings.x0_hat:
+            # One UNet forward serves the denoising step and, through x0_hat, the gradient.
+            x_leaf = x.detach().requires_grad_(True)
+            eps = unet(x_leaf, t).sample
+            x0 = x0_estimate(x_leaf, eps, alphas_cumprod[t])
+            g = log_prob_gradient(classifier, x0, x_leaf, settings.target)
+            eps = eps.detach()
+        else:
+            with torch.no_grad():
+                eps = unet(x, t).sample
+            if guided:
+                x_leaf = x.detach().requires_grad_(True)
+                g = log_prob_gradient(classifier, x_leaf, x_leaf, settings.target)
+
+        with torch.no_grad():
+            x_next = scheduler.step(eps, t, x, generator=generators).prev_sample
+            if guided:
+                if not torch.isfinite(g).all():
+                    bad = (~torch.isfinite(g.flatten(1))).any(1).nonzero().flatten().tolist()
+                    raise GuidanceError(f"non-finite classifier gradient at sampling step {k} "
+                                        f"(timestep {int(t)}) for samples {bad}")
+                trace.grad_norm[k] = per_sample_norm(g).cpu()
+                if adam is not None:
+                    g = adam(g)
+                g = normalise(g, eps)
+                term = settings.scale * posterior_variance(scheduler, int(t)).to(x.device) * g
+                x_next = x_next + term  # prev_sample = mu + sigma z, so this is mu~ + sigma z
+                trace.term_norm[k] = per_sample_norm(term).cpu()
+                if prev_g is not None:
+                    trace.cosine[k] = F.cosine_similarity(g.flatten(1), prev_g.flatten(1), dim=1).cpu()
+                prev_g = g
+        x = x_next
+    return x.detach(), trace
+
+
+def sample_seeds(seeds: list[int], unet, scheduler, classifier, settings: GuidanceSettings, batch_size: int,
+                 num_inference_steps: int | None, device, progress: bool = True) -> tuple[torch.Tensor, SamplingTrace]:
+    """Sample one image per seed in batches of ``batch_size``; the result does not depend on it."""
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    shape = (unet.config.in_channels, unet.config.sample_size, unet.config.sample_size)
+    images, traces = [], []
+    for i in range(0, len(seeds), batch_size):
+        gens = sample_generators(seeds[i:i + batch_size])
+        noise = initial_noise(gens, shape, device)
+        x, trace = guided_sample(unet, scheduler, classifier, noise, settings, gens, num_inference_steps, progress)
+        images.append(x.cpu())
+        traces.append(trace)
+    return torch.cat(images), SamplingTrace.concat(traces)

@@ -1,0 +1,157 @@
+import numpy as np
+import pytest
+import torch
+from diffusers import DDPMPipeline, DDPMScheduler
+
+from conftest import ColourClassifier, tiny_unet
+from gradcheck.guidance import (AdamMoments, GuidanceError, GuidanceSettings, guided_sample, initial_noise,
+                                normalise, posterior_variance, sample_generators, sample_seeds, x0_estimate)
+
+SHAPE = (3, 8, 8)
+
+
+def _run(unet, scheduler, classifier, settings, seeds=(0, 1, 2), steps=10):
+    gens = sample_generators(list(seeds))
+    noise = initial_noise(gens, SHAPE, "cpu")
+    return guided_sample(unet, scheduler, classifier, noise, settings, gens, steps, progress=False)
+
+
+def test_x0_estimate_equals_scheduler_pred_original_sample(unet):
+    scheduler = DDPMScheduler(num_train_timesteps=100, clip_sample=False)
+    scheduler.set_timesteps(20)
+    x = torch.randn(2, *SHAPE, generator=torch.Generator().manual_seed(0))
+    for t in scheduler.timesteps[[0, 7, -1]]:
+        eps = unet(x, t).sample
+        expected = scheduler.step(eps, t, x, generator=torch.Generator().manual_seed(1)).pred_original_sample
+        torch.testing.assert_close(x0_estimate(x, eps, scheduler.alphas_cumprod[t]), expected)
+
+
+@pytest.mark.parametrize("steps", [None, 7])
+def test_posterior_variance_matches_scheduler(scheduler, steps):
+    scheduler.set_timesteps(steps or 100)
+    for t in scheduler.timesteps:
+        torch.testing.assert_close(posterior_variance(scheduler, int(t)), scheduler._get_variance(int(t)))
+
+
+def test_adam_term_equals_torch_optim_adam_with_lr_one():
+    gen = torch.Generator().manual_seed(0)
+    grads = [torch.randn(2, *SHAPE, generator=gen) * (k + 1) for k in range(25)]
+    param = torch.zeros(2, *SHAPE, requires_grad=True)
+    optim = torch.optim.Adam([param], lr=1.0, betas=(0.9, 0.999), eps=1e-8)
+    ours = AdamMoments()
+    for g in grads:
+        before = param.detach().clone()
+        param.grad = g.clone()
+        optim.step()
+        torch.testing.assert_close(ours(g), before - param.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_normalise_gives_eps_norm_per_sample_and_keeps_zero():
+    gen = torch.Generator().manual_seed(0)
+    g = torch.randn(4, *SHAPE, generator=gen) * torch.tensor([1e-6, 1.0, 1e3, 0.0]).view(4, 1, 1, 1)
+    eps = torch.randn(4, *SHAPE, generator=gen)
+    out = normalise(g, eps)
+    torch.testing.assert_close(out[:3].flatten(1).norm(dim=1), eps[:3].flatten(1).norm(dim=1))
+    assert torch.equal(out[3], torch.zeros(SHAPE))
+    # direction is unchanged
+    cos = torch.nn.functional.cosine_similarity(out[:3].flatten(1), g[:3].flatten(1))
+    torch.testing.assert_close(cos, torch.ones(3))
+
+
+def test_unguided_sampler_reproduces_diffusers_ddpm_pipeline(unet, scheduler):
+    seeds = [11, 12, 13]
+    reference = DDPMPipeline(unet=unet, scheduler=scheduler)(
+        batch_size=3, generator=sample_generators(seeds), num_inference_steps=10, output_type="np").images
+    ours, trace = _run(unet, scheduler, None, GuidanceSettings(scale=0.0), seeds)
+    ours = (ours / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+    np.testing.assert_allclose(ours, reference, atol=1e-6)
+    assert torch.isnan(trace.cosine).all()  # nothing guided, nothing traced
+
+
+class FixedDirection(torch.nn.Module):
+    """log p(y=0|x) = log sigmoid(2 w.x): its gradient always points along w."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.randn(int(np.prod(SHAPE)), generator=torch.Generator().manual_seed(5)) * 1e-3
+
+    def forward(self, x):
+        a = x.flatten(1) @ self.w
+        return torch.stack([a, -a], dim=1)
+
+
+class RandomDirection(torch.nn.Module):
+    """A fresh random linear classifier on every call: gradients in random directions."""
+
+    def __init__(self):
+        super().__init__()
+        self.gen = torch.Generator().manual_seed(7)
+
+    def forward(self, x):
+        w = torch.randn(int(np.prod(SHAPE)), generator=self.gen)
+        a = x.flatten(1) @ w
+        return torch.stack([a, torch.zeros_like(a)], dim=1)
+
+
+def test_cosine_trace_is_one_for_constant_gradient(unet, scheduler):
+    _, trace = _run(unet, scheduler, FixedDirection(), GuidanceSettings(scale=1.0, target=0))
+    assert torch.isnan(trace.cosine[0]).all()
+    torch.testing.assert_close(trace.cosine[1:], torch.ones_like(trace.cosine[1:]))
+
+
+def test_cosine_trace_is_near_zero_for_random_gradients(unet, scheduler):
+    _, trace = _run(unet, scheduler, RandomDirection(), GuidanceSettings(scale=1.0, target=0), steps=30)
+    cos = trace.cosine[1:]
+    assert cos.abs().mean() < 0.1  # 192 dimensions: |cos| ~ 1/sqrt(192) = 0.07
+    assert cos.abs().mean() > 0.0
+
+
+@pytest.mark.parametrize("x0_hat", [False, True])
+@pytest.mark.parametrize("adam", [False, True])
+def test_colour_classifier_pulls_samples_towards_its_class(unet, scheduler, x0_hat, adam):
+    seeds = list(range(6))
+    unguided, _ = _run(unet, scheduler, None, GuidanceSettings(), seeds)
+    redness = lambda x: (x[:, 0] - x[:, 1]).mean().item()
+    to_red, trace = _run(unet, scheduler, ColourClassifier(),
+                         GuidanceSettings(scale=20.0, target=0, x0_hat=x0_hat, adam=adam), seeds)
+    to_green, _ = _run(unet, scheduler, ColourClassifier(),
+                       GuidanceSettings(scale=20.0, target=1, x0_hat=x0_hat, adam=adam), seeds)
+    assert redness(to_red) > redness(unguided) + 0.1
+    assert redness(to_green) < redness(unguided) - 0.1
+    assert (trace.term_norm[0] > 0).all() and torch.isfinite(trace.grad_norm).all()
+
+
+def test_samples_do_not_depend_on_batch_size(unet, scheduler):
+    settings = GuidanceSettings(scale=5.0, target=0, x0_hat=True, adam=True)
+    args = (unet, scheduler, ColourClassifier(), settings)
+    whole, trace_whole = sample_seeds(list(range(4)), *args, batch_size=4, num_inference_steps=8, device="cpu",
+                                      progress=False)
+    split, trace_split = sample_seeds(list(range(4)), *args, batch_size=3, num_inference_steps=8, device="cpu",
+                                      progress=False)
+    torch.testing.assert_close(whole, split, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(trace_whole.cosine, trace_split.cosine, atol=1e-5, rtol=1e-5, equal_nan=True)
+
+
+@pytest.mark.parametrize("x0_hat", [False, True])
+def test_one_unet_forward_per_step(scheduler, x0_hat):
+    unet = tiny_unet()
+    calls = []
+    unet.register_forward_hook(lambda *_: calls.append(1))
+    _run(unet, scheduler, ColourClassifier(), GuidanceSettings(scale=1.0, x0_hat=x0_hat), steps=9)
+    assert len(calls) == 9
+
+
+def test_non_finite_gradient_raises_naming_the_step(unet, scheduler):
+    class NaNClassifier(torch.nn.Module):
+        def forward(self, x):
+            return torch.stack([x.flatten(1).sum(1) * float("nan"), x.flatten(1).sum(1)], dim=1)
+
+    with pytest.raises(GuidanceError, match=r"sampling step 0 \(timestep \d+\) for samples \[0, 1, 2\]"):
+        _run(unet, scheduler, NaNClassifier(), GuidanceSettings(scale=1.0))
+
+
+def test_bad_arguments_are_rejected(unet, scheduler):
+    with pytest.raises(ValueError, match="needs a classifier"):
+        _run(unet, scheduler, None, GuidanceSettings(scale=1.0))
+    with pytest.raises(ValueError, match="batch_size must be positive"):
+        sample_seeds([0], unet, scheduler, None, GuidanceSettings(), 0, 5, "cpu")
