@@ -58,6 +58,34 @@ def noisy_copy(x0: torch.Tensor, scheduler: DDPMScheduler, generator: torch.Gene
 
 
 @torch.no_grad()
+def recalibrate_batchnorm(model: torch.nn.Module, images: torch.Tensor, cfg: "ClassifierTrainConfig",
+                          scheduler: DDPMScheduler, batches: int = 30) -> None:
+    """Re-estimate BatchNorm statistics on the training distribution ("precise BN").
+
+    torchvision's MobileNetV3 uses BN momentum 0.01, so its running statistics trail
+    weights that converge within an epoch by hundreds of steps; evaluated as is, the
+    model can collapse to one class. A pass with cumulative averaging fixes that.
+    """
+    device = next(model.parameters()).device
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average over the recalibration batches
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    perm = torch.randperm(len(images), generator=gen)[: batches * cfg.batch_size]
+    model.train()
+    for i in range(0, len(perm), cfg.batch_size):
+        x = images[perm[i:i + cfg.batch_size]]
+        if cfg.mode == "noisy":
+            x = noisy_copy(x, scheduler, gen)
+        model(x.to(device))
+    for m, momentum in zip(norms, saved):
+        m.momentum = momentum
+    model.eval()
+
+
+@torch.no_grad()
 def accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> float:
     """Top-1 accuracy of ``model`` (in eval mode) on images in [-1, 1]."""
     model.eval()
@@ -110,6 +138,7 @@ def train_classifier(
             optimizer.step()
             total += loss.item() * len(idx)
         sched.step()
+        recalibrate_batchnorm(model, train_images, cfg, scheduler)
         metrics = evaluate(model, val_images, val_labels, scheduler)
         history.append({"epoch": epoch, "loss": total / len(perm), **metrics})
         bar.set_postfix(loss=f"{total / len(perm):.3f}", val=f"{metrics[monitor]:.3f}")

@@ -8,6 +8,7 @@ result is a ``DDPMPipeline`` directory, so ``DDPMPipeline.from_pretrained`` load
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 import math
 import os
@@ -134,22 +135,23 @@ def train_ddpm(
     ema = EMAModel(unet.parameters(), decay=cfg.ema_decay, model_cls=UNet2DModel, model_config=unet.config)
 
     work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = work_dir / "last.pt"
     loss_log = work_dir / "loss.csv"
+    # A checkpoint is only resumed for the very same settings and data.
+    identity = {"config": asdict(cfg), "image_size": image_size, "data": _fingerprint(images)}
     start = 0
-    if ckpt_path.exists():
-        state = load_torch(ckpt_path, "ddpm-train")
-        if state["config"] != asdict(cfg) or state["image_size"] != image_size:
-            raise CheckpointError(
-                f"{ckpt_path} was written for different settings; delete it to start afresh"
-            )
+    state = load_torch(ckpt_path, "ddpm-train") if ckpt_path.exists() else None
+    if state is not None and state.get("identity") == identity:
         unet.load_state_dict(state["unet"])
         optimizer.load_state_dict(state["optimizer"])
         ema.load_state_dict(state["ema"])
         start = state["step"]
         log.info("resuming DDPM training from step %d (%s)", start, ckpt_path)
-    elif loss_log.exists():
-        loss_log.unlink()
+    else:
+        if state is not None:
+            log.warning("%s is for other settings or data; starting afresh", ckpt_path)
+        loss_log.unlink(missing_ok=True)
     ema.to(device)
 
     n_params = sum(p.numel() for p in unet.parameters())
@@ -179,7 +181,7 @@ def train_ddpm(
             done = step + 1
             if done % cfg.checkpoint_every == 0 or done == end:
                 fh.flush()
-                _save_checkpoint(ckpt_path, unet, optimizer, ema, done, cfg, image_size)
+                _save_checkpoint(ckpt_path, unet, optimizer, ema, done, identity)
 
     if end < cfg.steps:
         return losses
@@ -192,12 +194,15 @@ def train_ddpm(
             "final_loss_mean_last_100": sum(losses[-100:]) / max(1, len(losses[-100:])),
             "device": describe(device),
         })
+    ckpt_path.unlink()  # the model is saved; a stale checkpoint must never be resumed
     return losses
 
 
-def _save_checkpoint(path, unet, optimizer, ema, step, cfg, image_size):
+def _fingerprint(images: torch.Tensor) -> str:
+    return hashlib.sha256(images.contiguous().numpy().tobytes()).hexdigest()[:16]
+
+
+def _save_checkpoint(path, unet, optimizer, ema, step, identity):
     with atomic_path(path) as tmp:
-        torch.save({
-            "kind": "ddpm-train", "step": step, "config": asdict(cfg), "image_size": image_size,
-            "unet": unet.state_dict(), "optimizer": optimizer.state_dict(), "ema": ema.state_dict(),
-        }, tmp)
+        torch.save({"kind": "ddpm-train", "step": step, "identity": identity, "unet": unet.state_dict(),
+                    "optimizer": optimizer.state_dict(), "ema": ema.state_dict()}, tmp)
