@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -56,7 +57,6 @@ def cmd_train_ddpm(a):
         ema_decay=a.ema_decay, checkpoint_every=a.checkpoint_every, seed=a.seed)
     images = images_to_tensor(load_dataset(a.data)["train_images"])
     work = Path(a.work_dir or Path(a.out).with_name(Path(a.out).name + ".ckpt"))
-    work.mkdir(parents=True, exist_ok=True)
     train_ddpm(images, a.out, cfg, pick_device(a.device), work, stop_after=a.stop_after)
 
 
@@ -169,7 +169,10 @@ def _labels(labels):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gradcheck", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="gradcheck",
+        description="GradCheck: analyse classifier-guidance gradients in diffusion models. "
+        "One subcommand per workflow step; `gradcheck COMMAND --help` explains its options.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -247,7 +250,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .report_cli import add_report_commands
     add_report_commands(sub)
+    for command in sub.choices.values():
+        command.add_argument("--threads", type=int, default=0,
+                             help="torch CPU threads (0: every core this process may use)")
     return p
+
+
+def set_threads(threads: int) -> None:
+    """Use the cores we were given; torch would otherwise follow OMP_NUM_THREADS.
+
+    Snakemake sets OMP_NUM_THREADS to a job's `threads`, which `--cores 1` caps at one.
+    The affinity mask respects what SLURM or taskset allotted to this process.
+    """
+    import torch
+
+    if threads < 0:
+        raise ValueError(f"--threads must be 0 or positive, got {threads}")
+    torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -258,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     from .guidance import GuidanceError
 
     try:
+        set_threads(args.threads)
         args.func(args)
     except (ValueError, FileNotFoundError, CheckpointError, GuidanceError) as exc:
         log.error("%s", exc)

@@ -1,0 +1,111 @@
+"""The aggregate subcommands of ``gradcheck``: table, figures and grids from per-cell outputs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def cmd_table(a):
+    from .table import load_cells, write_table
+
+    write_table(load_cells(a.metrics), a.out)
+
+
+def cmd_cosine(a):
+    from .plots import VARIANT_COLOURS, cosine_figure, variant_name
+    from .samples import load_samples
+
+    if len(a.labels or []) not in (0, len(a.samples)):
+        raise ValueError(f"{len(a.labels)} labels for {len(a.samples)} sample files")
+    curves = []
+    for i, path in enumerate(a.samples):
+        s = load_samples(path)
+        settings = s["record"]["settings"]
+        variant = variant_name(settings["x0_hat"], settings["adam"])
+        curves.append({"label": a.labels[i] if a.labels else variant, "timesteps": s["timesteps"],
+                       "cosine": s["cosine"], "colour": None if a.labels else VARIANT_COLOURS[variant]})
+    cosine_figure(curves, a.out, a.title)
+
+
+def cmd_grid(a):
+    from .plots import sample_grid
+    from .samples import load_samples
+
+    sample_grid(load_samples(a.samples)["images"][: a.max_images], a.out, zoom=a.zoom)
+
+
+def cmd_panel(a):
+    from .plots import variant_name, variant_panel
+    from .samples import load_samples
+
+    panels = []
+    for path in a.samples:
+        s = load_samples(path)
+        settings = s["record"]["settings"]
+        panels.append({"label": variant_name(settings["x0_hat"], settings["adam"]), "images": s["images"]})
+    variant_panel(panels, a.out, a.title)
+
+
+def cmd_ablation(a):
+    from .plots import ablation_figure
+    from .table import load_cells
+
+    ablation_figure(load_cells(a.metrics), a.out, a.title)
+
+
+def cmd_classifiers(a):
+    from .atomic import write_text
+    from .plots import classifier_figure
+
+    reports = {}
+    for spec in a.report:
+        name, _, path = spec.partition("=")
+        if not path:
+            raise ValueError(f"--report takes NAME=PATH, got {spec!r}")
+        reports[name] = json.loads(Path(path).read_text())
+    classifier_figure(reports, a.figure)
+    lines = ["classifier,mode,clean_accuracy,noisy_accuracy,best_epoch,epochs_run,parameters"]
+    lines += [f"{n},{r['mode']},{r['clean_accuracy']:.4f},{r['noisy_accuracy']:.4f},{r['best_epoch']},"
+              f"{r['epochs_run']},{r['parameters']}" for n, r in reports.items()]
+    write_text(a.csv, "\n".join(lines) + "\n")
+
+
+def add_report_commands(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("table", help="Table 1 (CSV, with .md and .tex beside it) from per-cell metrics")
+    s.add_argument("--metrics", nargs="+", required=True, help="per-cell JSON files from evaluate")
+    s.add_argument("--out", required=True, help="output CSV; .md and .tex are written beside it")
+    s.set_defaults(func=cmd_table)
+
+    s = sub.add_parser("figure-cosine", help="consecutive-step cosine similarity over time (mean +- std)")
+    s.add_argument("--samples", nargs="+", required=True, help="sample files, one line each")
+    s.add_argument("--labels", nargs="+", help="legend labels (default: the variant of each file)")
+    s.add_argument("--title", default="", help="figure title")
+    s.add_argument("--out", required=True, help="output PNG")
+    s.set_defaults(func=cmd_cosine)
+
+    s = sub.add_parser("figure-grid", help="grid of one cell's samples")
+    s.add_argument("--samples", required=True)
+    s.add_argument("--max-images", type=int, default=64)
+    s.add_argument("--zoom", type=int, default=2, help="nearest-neighbour upscaling")
+    s.add_argument("--out", required=True, help="output PNG")
+    s.set_defaults(func=cmd_grid)
+
+    s = sub.add_parser("figure-panel", help="first samples of several variants side by side")
+    s.add_argument("--samples", nargs="+", required=True, help="sample files, one panel each")
+    s.add_argument("--title", default="")
+    s.add_argument("--out", required=True, help="output PNG")
+    s.set_defaults(func=cmd_panel)
+
+    s = sub.add_parser("figure-ablation", help="FID and accuracy against the guidance scale")
+    s.add_argument("--metrics", nargs="+", required=True)
+    s.add_argument("--title", default="")
+    s.add_argument("--out", required=True, help="output PNG")
+    s.set_defaults(func=cmd_ablation)
+
+    s = sub.add_parser("figure-classifiers", help="clean and noisy validation accuracy of the classifiers")
+    s.add_argument("--report", nargs="+", required=True, help="NAME=PATH of train-classifier reports")
+    s.add_argument("--figure", required=True, help="output PNG")
+    s.add_argument("--csv", required=True, help="output CSV")
+    s.set_defaults(func=cmd_classifiers)
