@@ -1,0 +1,21 @@
+# GradCheck: classifier-guidance gradient analysis, from data set to Table 1.
+# This file is the table of contents; the rules live in rules/, the code in gradcheck/.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/sample.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

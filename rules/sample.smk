@@ -1,0 +1,55 @@
+# One sampling job and one evaluation per grid cell. Every cell uses the same seeds,
+# so cells start from the same initial noise and differ only in their guidance.
+
+
+rule sample_cell:
+    input:
+        ddpm=rules.train_ddpm.output,
+        classifier="results/models/{classifier}.pt",
+    output:
+        f"results/samples/{CELL}.npz",
+    params:
+        flags=cli_flags(
+            target=config["sampling"]["target"],
+            num_samples=config["sampling"]["num_samples"],
+            batch_size=config["sampling"]["batch_size"],
+            steps=config["sampling"]["steps"],
+            seed=config["sampling"]["seed"],
+        ),
+        runtime=cli_flags(**RUNTIME),
+    resources:
+        gpu=1,
+    log:
+        f"results/logs/sample/{CELL}.log",
+    benchmark:
+        f"results/benchmarks/sample/{CELL}.tsv"
+    conda:
+        ENV
+    shell:
+        "python -m gradcheck sample --ddpm {input.ddpm} --classifier {input.classifier} "
+        "--scale {wildcards.scale} --x0-hat {wildcards.x0} --adam {wildcards.adam} "
+        "{params.flags} --out {output} {params.runtime} 2> {log}"
+
+
+rule evaluate_cell:
+    input:
+        samples=rules.sample_cell.output,
+        classifier="results/models/{classifier}.pt",
+        judge="results/models/judge.pt",
+        data=rules.make_data.output.data,
+    output:
+        f"results/metrics/{CELL}.json",
+    params:
+        fid=fid_options,
+        n=config["metrics"].get("fid_n") or config["sampling"]["num_samples"],
+        threads=RUNTIME["threads"],
+    log:
+        f"results/logs/evaluate/{CELL}.log",
+    benchmark:
+        f"results/benchmarks/evaluate/{CELL}.tsv"
+    conda:
+        ENV
+    shell:
+        "python -m gradcheck evaluate --samples {input.samples} --classifier {input.classifier} "
+        "--label {wildcards.classifier} --data {input.data} --n {params.n} {params.fid} "
+        "--out {output} --threads {params.threads} 2> {log}"

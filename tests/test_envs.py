@@ -1,0 +1,35 @@
+"""The conda environment for `--sdm conda` must pin what pyproject.toml pins."""
+
+import tomllib
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _pins(requirements):
+    return dict(r.split("==") for r in requirements)
+
+
+def test_conda_env_pins_agree_with_pyproject():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    pyproject = _pins(project["dependencies"])
+    env = yaml.safe_load((REPO / "envs/gradcheck.yaml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    conda_pins = _pins(pip)
+    assert conda_pins, "envs/gradcheck.yaml has no pip pins"
+    for name, version in conda_pins.items():
+        assert pyproject.get(name) == version, f"{name}: env pins {version}, pyproject {pyproject.get(name)}"
+    # everything the rules import is there; only Snakemake and its plugins run outside the env
+    missing = set(pyproject) - set(conda_pins) - {n for n in pyproject if n.startswith("snakemake")}
+    assert not missing, f"envs/gradcheck.yaml lacks {sorted(missing)}"
+    assert conda_pins["torch"] == "2.14.1" and conda_pins["torchvision"] == "0.29.1"
+
+
+def test_every_rule_has_log_benchmark_and_env():
+    for smk in (REPO / "rules").glob("*.smk"):
+        text = smk.read_text()
+        rules = text.count("\nrule ") + text.startswith("rule ")
+        for directive in ("log:", "benchmark:", "conda:"):
+            assert text.count(f"    {directive}") == rules, f"{smk.name}: not every rule has {directive}"
