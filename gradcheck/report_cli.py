@@ -72,6 +72,17 @@ def cmd_classifiers(a):
     write_text(a.csv, "\n".join(lines) + "\n")
 
 
+def cmd_record(a):
+    from .atomic import write_json
+    from .provenance import run_record
+
+    try:
+        config = json.loads(a.config_json)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--config-json is not JSON: {exc}") from exc
+    write_json(a.out, run_record(config, a.repo, a.jobs))
+
+
 def add_report_commands(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("table", help="Table 1 (CSV, with .md and .tex beside it) from per-cell metrics")
     s.add_argument("--metrics", nargs="+", required=True, help="per-cell JSON files from evaluate")
@@ -103,6 +114,13 @@ def add_report_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--title", default="")
     s.add_argument("--out", required=True, help="output PNG")
     s.set_defaults(func=cmd_ablation)
+
+    s = sub.add_parser("record", help="reproducibility record: config, git commit, packages, devices")
+    s.add_argument("--config-json", required=True, help="the run's effective config, as JSON")
+    s.add_argument("--repo", default=".", help="the workflow's git checkout")
+    s.add_argument("--jobs", nargs="*", default=[], help="job outputs whose device records to collect")
+    s.add_argument("--out", required=True, help="output JSON")
+    s.set_defaults(func=cmd_record)
 
     s = sub.add_parser("figure-classifiers", help="clean and noisy validation accuracy of the classifiers")
     s.add_argument("--report", nargs="+", required=True, help="NAME=PATH of train-classifier reports")

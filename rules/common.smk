@@ -1,5 +1,7 @@
 # Config validation, the sampling grid and the helpers shared by every rule file.
 import itertools
+import json
+import subprocess
 
 from snakemake.utils import validate
 
@@ -35,6 +37,9 @@ ENV = "../envs/gradcheck.yaml"
 # Every job passes these to the CLI: torch ignores Snakemake's OMP_NUM_THREADS=threads,
 # which `--cores 1` would cap at one core (0 = every core the job may use).
 RUNTIME = {"device": config.get("device", "auto"), "threads": config.get("threads_per_job", 0)}
+GIT_COMMIT = subprocess.run(
+    ["git", "-C", workflow.basedir, "rev-parse", "HEAD"], capture_output=True, text=True
+).stdout.strip()
 CELL = "{classifier}/x0-{x0}_adam-{adam}_s-{scale}"
 CELL_NAME = "{classifier}_x0-{x0}_adam-{adam}_s-{scale}"
 
@@ -104,6 +109,7 @@ def all_outputs():
         "results/figures/cosine_baseline.png",
         "results/scale_ablation.csv",
         "results/figures/scale_ablation.png",
+        "results/run_record.json",
     ]
     outputs += expand("results/figures/cosine_{classifier}.png", classifier=config["grid"]["classifiers"])
     outputs += expand("results/figures/samples_{classifier}.png", classifier=config["grid"]["classifiers"])

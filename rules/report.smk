@@ -128,3 +128,25 @@ rule classifier_summary:
     shell:
         "python -m gradcheck figure-classifiers --report robust={input.robust} nonrobust={input.nonrobust} "
         "judge={input.judge} --figure {output.figure} --csv {output.csv} 2> {log}"
+
+
+rule run_record:
+    input:
+        ddpm=rules.train_ddpm.output,
+        classifiers=expand("results/models/{model}.json", model=CLASSIFIER_MODE),
+        samples=[f"results/samples/{CELL}.npz".format(**c) for c in all_cells()],
+    output:
+        "results/run_record.json",
+    params:
+        config=json.dumps(config, sort_keys=True),
+        commit=GIT_COMMIT,  # a new commit reruns this record, and nothing else
+        repo=workflow.basedir,
+    log:
+        "results/logs/run_record.log",
+    benchmark:
+        "results/benchmarks/run_record.tsv"
+    conda:
+        ENV
+    shell:
+        "python -m gradcheck record --config-json {params.config:q} --repo {params.repo} "
+        "--jobs {input} --out {output} 2> {log}"

@@ -1,8 +1,37 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "configs" / "tiny.yaml"
+
+
+def snakemake(workdir, *args, configfile=TINY, check=True, env=None, timeout=900):
+    """Run the real Snakemake on this repository's workflow in ``workdir``."""
+    env = {**os.environ, **(env or {}), "PYTHONPATH": str(REPO),
+           "PATH": f"{Path(sys.executable).parent}:{(env or os.environ)['PATH']}"}
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(configfile), *args]
+    # timeout -k: a wedged executor can ignore SIGTERM
+    proc = subprocess.run(["timeout", "-k", "30", str(timeout), *cmd], env=env, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def run(tmp_path_factory):
+    """The tiny workflow, run once locally, shared by the end-to-end and SLURM tests."""
+    workdir = tmp_path_factory.mktemp("tiny_run")
+    snakemake(workdir, "--cores", "2", "--resources", "gpu=1")
+    return workdir
 
 
 def tiny_unet(size: int = 8, seed: int = 0) -> UNet2DModel:

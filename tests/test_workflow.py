@@ -1,31 +1,16 @@
 """End to end: the real Snakemake workflow on configs/tiny.yaml, then dry runs for staleness."""
 
-import os
 import re
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "configs" / "tiny.yaml"
+from conftest import REPO, TINY, snakemake
 
 pytestmark = pytest.mark.e2e
-
-
-def snakemake(workdir, *args, configfile=TINY, check=True):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(configfile), *args]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
 
 
 def planned_rules(proc) -> set[str]:
@@ -41,13 +26,6 @@ def variant_config(tmp_path, name, **changes):
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("tiny_run")
-    snakemake(workdir, "--cores", "2", "--resources", "gpu=1")
-    return workdir
 
 
 def test_table1_has_every_cell_with_sane_values(run):
@@ -120,3 +98,31 @@ def test_bad_config_stops_before_any_job_naming_the_key(tmp_path, change, key):
     assert proc.returncode != 0
     assert key in out and "validat" in out.lower()
     assert planned_rules(proc) == set()
+
+
+def test_run_record_traces_the_table_to_its_run(run):
+    import json
+
+    record = json.loads((run / "results/run_record.json").read_text())
+    assert record["config"] == yaml.safe_load(TINY.read_text())
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert record["git"]["commit"] == head
+    assert record["packages"]["torch"] == "2.14.1" and record["packages"]["diffusers"] == "0.42.1"
+    assert len(record["jobs"]) == 4 + 9  # DDPM, three classifiers, nine sampling cells
+    assert {job["device"] for job in record["jobs"].values()} == {"cpu"}
+
+
+def test_slurm_profile_requests_gpus_for_gpu_rules_only(tmp_path):
+    proc = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles/slurm"), "--workflow-profile", "none")
+    resources = {}
+    output = proc.stdout + proc.stderr
+    for name, body in re.findall(r"^(?:local)?rule (\w+):\n(.*?)(?=^\S|\Z)", output, flags=re.S | re.M):
+        line = re.search(r"resources: (.*)", body)
+        resources.setdefault(name, set()).add(line.group(1) if line else "")
+    gpu_rules = {"train_ddpm", "train_classifier", "sample_cell"}
+    assert gpu_rules <= set(resources) and len(resources) > len(gpu_rules)
+    for name, lines in resources.items():
+        for line in lines:
+            assert bool(re.search(r"\bgpu=1\b", line)) == (name in gpu_rules), f"{name}: {line}"
+            if name in gpu_rules:
+                assert "cpus_per_gpu=4" in line and "cpus_per_task=0" in line

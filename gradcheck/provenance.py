@@ -1,0 +1,52 @@
+"""The reproducibility record: which config, code, packages and devices produced a result."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGES = ("torch", "torchvision", "diffusers", "torchmetrics", "torch-fidelity", "snakemake",
+            "snakemake-executor-plugin-slurm", "numpy", "scipy", "pandas", "matplotlib", "pillow")
+
+
+def package_versions() -> dict[str, str | None]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_state(repo: str | os.PathLike) -> dict:
+    """Commit and whether the work tree differs from it; None outside a git checkout."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout
+    try:
+        return {"commit": git("rev-parse", "HEAD").strip(), "dirty": bool(git("status", "--porcelain").strip())}
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None}
+
+
+def job_devices(paths: list[str | os.PathLike]) -> dict[str, dict]:
+    """The ``device`` entry each job wrote into its JSON or samples record."""
+    from .samples import load_samples
+
+    found = {}
+    for path in map(Path, paths):
+        if path.is_dir():
+            path = path / "training.json"
+        record = load_samples(path)["record"] if path.suffix == ".npz" else json.loads(path.read_text())
+        found[str(path)] = record.get("device")
+    return found
+
+
+def run_record(config: dict, repo: str | os.PathLike, job_outputs: list[str | os.PathLike]) -> dict:
+    return {"config": config, "git": git_state(repo), "packages": package_versions(),
+            "python": sys.version.split()[0], "platform": platform.platform(), "jobs": job_devices(job_outputs)}
