@@ -82,9 +82,13 @@ def all_cells():
 
 
 def cli_flags(**options):
-    """Render keyword options as CLI flags: lists space-separated, booleans as true/false."""
+    """Render keyword options as CLI flags: lists space-separated, booleans as true/false.
+
+    Sorted, so that reordering keys in a config file leaves the params, and so the
+    outputs, up to date.
+    """
     parts = []
-    for key, value in options.items():
+    for key, value in sorted(options.items()):
         values = value if isinstance(value, (list, tuple)) else [value]
         rendered = " ".join(fmt_bool(v) if isinstance(v, bool) else str(v) for v in values)
         parts.append(f"--{key.replace('_', '-')} {rendered}")

@@ -16,7 +16,7 @@ TINY = REPO / "configs" / "tiny.yaml"
 def snakemake(workdir, *args, configfile=TINY, check=True, env=None, timeout=900):
     """Run the real Snakemake on this repository's workflow in ``workdir``."""
     env = {**os.environ, **(env or {}), "PYTHONPATH": str(REPO),
-           "PATH": f"{Path(sys.executable).parent}:{(env or os.environ)['PATH']}"}
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(configfile), *args]
     # timeout -k: a wedged executor can ignore SIGTERM
