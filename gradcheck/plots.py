@@ -16,6 +16,9 @@ from .atomic import atomic_path  # noqa: E402
 
 # One colour per variant, kept the same in every figure (the paper's figure 2 colours).
 VARIANT_COLOURS = {"none": "tab:blue", "x0": "tab:orange", "adam": "tab:purple", "x0+adam": "tab:green"}
+# and one per classifier where classifiers are compared (the paper's figure 1 colours)
+CLASSIFIER_COLOURS = {"robust": "tab:red", "nonrobust": "tab:blue"}
+VARIANT_STYLES = {"none": "-", "x0": "--", "adam": ":", "x0+adam": "-."}
 
 
 def variant_name(x0: bool, adam: bool) -> str:
@@ -68,12 +71,11 @@ def ablation_figure(frame: pd.DataFrame, path: str | os.PathLike, title: str) ->
     fig, (ax_fid, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5))
     for (clf, x0, adam), group in frame.groupby(["classifier", "x0", "adam"]):
         group = group.sort_values("scale")
-        label = f"{clf}, {variant_name(x0, adam)}"
-        style = "-" if clf == "robust" else "--"
-        colour = VARIANT_COLOURS[variant_name(x0, adam)]
-        ax_fid.plot(group["scale"], group["fid"], style, marker="o", color=colour, label=label)
-        ax_acc.plot(group["scale"], group["accuracy"] * 100, style, marker="o", color=colour, label=label)
-    ax_fid.set(xlabel="guidance scale s", ylabel="FID (lower is better)")
+        variant = variant_name(x0, adam)
+        style = dict(ls=VARIANT_STYLES[variant], marker="o", color=CLASSIFIER_COLOURS.get(clf), label=f"{clf}, {variant}")
+        ax_fid.plot(group["scale"], group["fid"], **style)
+        ax_acc.plot(group["scale"], group["accuracy"] * 100, **style)
+    ax_fid.set(xlabel="guidance scale s", ylabel="FID (lower is better, log scale)", yscale="log")
     ax_acc.set(xlabel="guidance scale s", ylabel="accuracy under guiding classifier (%)", ylim=(-2, 102))
     for ax in (ax_fid, ax_acc):
         ax.grid(alpha=0.3)

@@ -14,7 +14,7 @@ def cmd_table(a):
 
 
 def cmd_cosine(a):
-    from .plots import VARIANT_COLOURS, cosine_figure, variant_name
+    from .plots import CLASSIFIER_COLOURS, VARIANT_COLOURS, cosine_figure, variant_name
     from .samples import load_samples
 
     if len(a.labels or []) not in (0, len(a.samples)):
@@ -24,8 +24,9 @@ def cmd_cosine(a):
         s = load_samples(path)
         settings = s["record"]["settings"]
         variant = variant_name(settings["x0_hat"], settings["adam"])
-        curves.append({"label": a.labels[i] if a.labels else variant, "timesteps": s["timesteps"],
-                       "cosine": s["cosine"], "colour": None if a.labels else VARIANT_COLOURS[variant]})
+        label = a.labels[i] if a.labels else variant
+        colour = CLASSIFIER_COLOURS.get(label) if a.labels else VARIANT_COLOURS[variant]
+        curves.append({"label": label, "timesteps": s["timesteps"], "cosine": s["cosine"], "colour": colour})
     cosine_figure(curves, a.out, a.title)
 
 
