@@ -1,9 +1,10 @@
 """Seconds per sampling step for unguided, plain guidance, x0-hat and x0-hat + ADAM.
 
-Run:  python benchmarks/sampling_speed.py [--batch 64] [--size 32] [--steps 10] [--device auto]
+Run:  python benchmarks/sampling_speed.py [--unet cpu|paper] [--batch 64] [--steps 10] [--device auto]
 
-The four variants are timed in one run on the same models (the CPU-default UNet of
-2.5M parameters and a MobileNetV3-small), interleaved over several repeats, and each is
+The four variants are timed in one run on the same models (the CPU-default UNet of 2.5M
+parameters at 32 px, or with --unet paper the paper's 22.4M UNet at 64 px, and a
+MobileNetV3-small), interleaved over several repeats, and each is
 reported as a ratio to unguided: ratios taken in one run are comparable across machines,
 seconds are not. Weights are random: speed does not depend on them.
 """
@@ -21,6 +22,10 @@ from gradcheck.ddpm import UNetConfig, build_scheduler, build_unet
 from gradcheck.device import pick_device
 from gradcheck.guidance import GuidanceSettings, guided_sample, initial_noise, sample_generators
 
+UNETS = {  # (UNet, image size): config.yaml's and configs/paper.yaml's
+    "cpu": (UNetConfig(), 32),
+    "paper": (UNetConfig((64, 128, 192, 256), 2, (False, True, True, True)), 64),
+}
 VARIANTS = {
     "unguided": GuidanceSettings(scale=0.0),
     "guidance": GuidanceSettings(scale=10.0, target=3),
@@ -31,19 +36,20 @@ VARIANTS = {
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--unet", choices=UNETS, default="cpu", help="the default config's UNet or the paper's")
     p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--size", type=int, default=32)
     p.add_argument("--steps", type=int, default=10, help="sampling steps per timing")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", default="auto")
     a = p.parse_args()
     device = pick_device(a.device)
     torch.manual_seed(0)
-    unet = build_unet(UNetConfig(), a.size).to(device).eval().requires_grad_(False)
+    unet_config, size = UNETS[a.unet]
+    unet = build_unet(unet_config, size).to(device).eval().requires_grad_(False)
     classifier = build_classifier(4).to(device).eval().requires_grad_(False)
     scheduler = build_scheduler(1000)
     gens = sample_generators(list(range(a.batch)))
-    noise = initial_noise(gens, (3, a.size, a.size), device)
+    noise = initial_noise(gens, (3, size, size), device)
 
     def once(settings):
         if device.type == "cuda":
@@ -62,7 +68,9 @@ def main() -> None:
         for name, settings in VARIANTS.items():
             times[name].append(once(settings))
     base = statistics.median(times["unguided"])
-    print(f"device {device}, batch {a.batch}, {a.size} px, torch threads {torch.get_num_threads()}")
+    n_params = sum(p.numel() for p in unet.parameters()) / 1e6
+    print(f"device {device}, {a.unet} UNet ({n_params:.1f}M), batch {a.batch}, {size} px, "
+          f"{a.steps} steps x {a.repeats} repeats, torch threads {torch.get_num_threads()}")
     print(f"{'variant':<16}{'s/step (median)':>16}{'x unguided':>12}")
     for name, ts in times.items():
         med = statistics.median(ts)

@@ -135,7 +135,9 @@ def cmd_evaluate(a):
 
     data = load_dataset(a.data)
     real = data["train_images"][data["train_labels"] == target]
-    n = min(a.n or len(fake), len(fake))
+    n = a.n or len(fake)
+    if n > len(fake):
+        raise ValueError(f"--n {n} exceeds the {len(fake)} samples in {a.samples}")
     if len(real) < n:
         raise ValueError(f"{a.data} has only {len(real)} training images of class {target}; FID needs {n}")
     # The first n target-class training images: the same real set for every cell.

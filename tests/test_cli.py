@@ -71,6 +71,16 @@ def test_corrupt_checkpoint_fails_cleanly(assets, tmp_path, caplog):
     assert f"{bad} is corrupt" in caplog.text and not out.exists()
 
 
+def test_evaluate_refuses_more_fid_images_than_samples(assets, tmp_path, caplog):
+    out = tmp_path / "cell.npz"
+    assert main(_sample_args(assets, out, **{"--steps": "2"})) == 0
+    metrics = tmp_path / "cell.json"
+    assert main(["evaluate", "--samples", str(out), "--classifier", str(assets / "clf.pt"), "--data",
+                 str(assets / "data.npz"), "--n", "5", "--features", "sportballs", "--feature-classifier",
+                 str(assets / "clf.pt"), "--out", str(metrics)]) == 2
+    assert "--n 5 exceeds the 3 samples" in caplog.text and not metrics.exists()
+
+
 @pytest.mark.parametrize("flag", ["--steps", "--num-samples", "--batch-size"])
 def test_non_positive_counts_are_rejected(assets, tmp_path, capsys, flag):
     with pytest.raises(SystemExit) as exc:
