@@ -1,0 +1,29 @@
+"""The README's Python example runs as written, on tiny stand-ins for the user's models."""
+
+import re
+from pathlib import Path
+
+import torch
+from diffusers import DDPMScheduler
+
+from conftest import ColourClassifier, tiny_unet
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_sampler_example_runs(capsys):
+    text = README.read_text()
+    section = text[text.index("## Using the guided sampler"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    namespace = {"unet": tiny_unet(), "scheduler": DDPMScheduler(num_train_timesteps=100),
+                 "classifier": _FourClass()}
+    exec(compile(code, "README.md", "exec"), namespace)
+    images, trace = namespace["images"], namespace["trace"]
+    assert images.shape == (16, 3, 8, 8) and trace.cosine.shape == (50, 16)
+    assert "torch.Size([16, 3, 8, 8])" in capsys.readouterr().out
+
+
+class _FourClass(torch.nn.Module):
+    def forward(self, x):
+        two = ColourClassifier()(x)
+        return torch.cat([two, -two], dim=1)
