@@ -52,15 +52,21 @@ def cosine_figure(curves: list[dict], path: str | os.PathLike, title: str) -> No
     _save(fig, path)
 
 
-def sample_grid(images: np.ndarray, path: str | os.PathLike, columns: int = 8, zoom: int = 2) -> None:
-    """NHWC uint8 images tiled into one PNG, upscaled (nearest) so small images stay visible."""
+def tile(images: np.ndarray, columns: int, pad: int, rows: int | None = None) -> np.ndarray:
+    """NHWC uint8 images laid out row by row on a grey canvas with ``pad`` px between them."""
     n, h, w, _ = images.shape
-    rows = -(-n // columns)
-    pad = 2
+    rows = rows or -(-n // columns)
     canvas = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, 3), 128, np.uint8)
     for i, img in enumerate(images):
         r, c = divmod(i, columns)
-        canvas[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = img
+        top, left = pad + r * (h + pad), pad + c * (w + pad)
+        canvas[top:top + h, left:left + w] = img
+    return canvas
+
+
+def sample_grid(images: np.ndarray, path: str | os.PathLike, columns: int = 8, zoom: int = 2) -> None:
+    """NHWC uint8 images tiled into one PNG, upscaled (nearest) so small images stay visible."""
+    canvas = tile(images, columns, pad=2)
     out = Image.fromarray(canvas).resize((canvas.shape[1] * zoom, canvas.shape[0] * zoom), Image.NEAREST)
     with atomic_path(path) as tmp:
         out.save(tmp, format="PNG")
@@ -109,12 +115,7 @@ def variant_panel(panels: list[dict], path: str | os.PathLike, title: str, per_p
     for ax, panel in zip(axes[0], panels):
         images = panel["images"][:per_panel]
         side = int(np.ceil(np.sqrt(len(images))))
-        h, w = images.shape[1:3]
-        tile = np.full((side * (h + 1) + 1, side * (w + 1) + 1, 3), 128, np.uint8)
-        for i, img in enumerate(images):
-            r, c = divmod(i, side)
-            tile[1 + r * (h + 1): 1 + r * (h + 1) + h, 1 + c * (w + 1): 1 + c * (w + 1) + w] = img
-        ax.imshow(tile, interpolation="nearest")
+        ax.imshow(tile(images, side, pad=1, rows=side), interpolation="nearest")
         ax.set_title(panel["label"], fontsize=9)
         ax.axis("off")
     fig.suptitle(title, fontsize=10)
