@@ -7,9 +7,7 @@ from pathlib import Path
 
 import torch
 
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, unreadable or of the wrong kind."""
+from .errors import CheckpointError
 
 
 def load_torch(path: str | os.PathLike, kind: str) -> dict:
