@@ -5,7 +5,12 @@ Equations (numbers as in DESIGN.md):
   (2) g <- g * ||eps|| / ||g||                       per sample, always on
   (3) x_in = x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t)   (or x_in = x_t)
   (4) ADAM on the raw g, before (2): g <- m_hat / (sqrt(v_hat) + e)
+      or, as a further stabiliser, an EMA (momentum) of g with decay beta: g <- m_hat
   (5) cosine(g_k, g_{k-1}) per sample, for every sampling step k
+
+Beside (5) the trace keeps diagnostics per step and sample: the raw gradient norm, the
+norm of the mean shift, cos(applied direction, eps), and, when a judge classifier is
+given, its confidence p(y | x0_hat) on the clipped x0 estimate.
 
 The sampler is a plain function of (unet, scheduler, classifier, noise, settings).
 Every sample owns a ``torch.Generator``, so its noise, and so its result, does not
@@ -23,35 +28,75 @@ from diffusers import DDPMScheduler, UNet2DModel
 from diffusers.utils.torch_utils import randn_tensor
 from tqdm.auto import tqdm
 
+from .errors import GuidanceError
 
-class GuidanceError(FloatingPointError):
-    """The classifier gradient is not finite."""
+
+STABILISERS = ("none", "adam", "ema<beta>")
+SEED_STRIDE = 1_000_000  # sample i of sampling seed s uses generator seed s * SEED_STRIDE + i
+
+
+def parse_stabiliser(name: str) -> tuple[str, float | None]:
+    """'none' | 'adam' | 'ema<beta>' (e.g. 'ema0.99', 0 < beta < 1) -> (kind, beta)."""
+    if name in ("none", "adam"):
+        return name, None
+    if name.startswith("ema"):
+        try:
+            beta = float(name[3:])
+        except ValueError:
+            beta = float("nan")
+        if 0 < beta < 1:
+            return "ema", beta
+    raise ValueError(f"unknown stabiliser {name!r}; choose none, adam or ema<beta> with 0 < beta < 1, e.g. ema0.9")
 
 
 @dataclass(frozen=True)
 class GuidanceSettings:
-    scale: float = 0.0       # s; 0 samples unguided
-    target: int = 0          # y, a class index
-    x0_hat: bool = False     # classify x0_hat (eq. 3) instead of x_t
-    adam: bool = False       # eq. 4
-    beta1: float = 0.9
+    scale: float = 0.0         # s; 0 samples unguided
+    target: int = 0            # y, a class index
+    x0_hat: bool = False       # classify x0_hat (eq. 3) instead of x_t
+    stabiliser: str = "none"   # none | adam (eq. 4) | ema<beta>, applied to the raw gradient
+    beta1: float = 0.9         # ADAM's moment decays, as in the paper
     beta2: float = 0.999
     adam_eps: float = 1e-8
+
+    def __post_init__(self):
+        parse_stabiliser(self.stabiliser)
+
+    @property
+    def adam(self) -> bool:
+        return self.stabiliser == "adam"
 
 
 @dataclass
 class SamplingTrace:
     """Per step k (rows) and per sample (columns)."""
-    timesteps: torch.Tensor   # (K,)
-    cosine: torch.Tensor      # (K, B): cos(g_k, g_{k-1}) of the applied direction; NaN at k = 0
-    grad_norm: torch.Tensor   # (K, B): ||raw classifier gradient||
-    term_norm: torch.Tensor   # (K, B): ||s * sigma_t^2 * g||, the shift of the mean
+    timesteps: torch.Tensor         # (K,)
+    cosine: torch.Tensor            # (K, B): cos(g_k, g_{k-1}) of the applied direction; NaN at k = 0
+    grad_norm: torch.Tensor         # (K, B): ||raw classifier gradient||
+    term_norm: torch.Tensor         # (K, B): ||s * sigma_t^2 * g||, the shift of the mean
+    eps_cosine: torch.Tensor        # (K, B): cos(applied g, eps); negative = along the denoising direction
+    judge_confidence: torch.Tensor  # (K, B): judge's p(y | clip(x0_hat)); NaN without a judge
+
+    PER_SAMPLE = ("cosine", "grad_norm", "term_norm", "eps_cosine", "judge_confidence")
+
+    @classmethod
+    def empty(cls, timesteps: torch.Tensor, batch: int) -> "SamplingTrace":
+        return cls(timesteps, *(torch.full((len(timesteps), batch), float("nan")) for _ in cls.PER_SAMPLE))
 
     @classmethod
     def concat(cls, traces: list["SamplingTrace"]) -> "SamplingTrace":
         """Join traces of batches of the same run along the sample axis."""
         return cls(traces[0].timesteps, *(torch.cat([getattr(t, f) for t in traces], dim=1)
-                                          for f in ("cosine", "grad_norm", "term_norm")))
+                                          for f in cls.PER_SAMPLE))
+
+
+def per_sample_seeds(sampling_seeds: list[int], num_samples: int) -> list[int]:
+    """Generator seeds of ``num_samples`` samples for each sampling seed, seed-major."""
+    if num_samples > SEED_STRIDE:
+        raise ValueError(f"at most {SEED_STRIDE} samples per sampling seed, got {num_samples}")
+    if any(s < 0 for s in sampling_seeds):
+        raise ValueError(f"sampling seeds must be non-negative, got {sampling_seeds}")
+    return [s * SEED_STRIDE + i for s in sampling_seeds for i in range(num_samples)]
 
 
 def sample_generators(seeds: list[int]) -> list[torch.Generator]:
@@ -97,6 +142,34 @@ class AdamMoments:
         return m_hat / (v_hat.sqrt() + self.eps)
 
 
+class GradientEMA:
+    """Momentum stabiliser: bias-corrected exponential moving average of g, per element.
+
+    The correction 1 / (1 - beta^k) is the same for every sample, so after eq. 2 it only
+    matters for the trace of the raw moment; it is kept for symmetry with ADAM's m_hat.
+    """
+
+    def __init__(self, beta: float):
+        self.beta, self.m, self.k = beta, None, 0
+
+    def __call__(self, g: torch.Tensor) -> torch.Tensor:
+        if self.m is None:
+            self.m = torch.zeros_like(g)
+        self.k += 1
+        self.m.mul_(self.beta).add_(g, alpha=1 - self.beta)
+        return self.m / (1 - self.beta ** self.k)
+
+
+def make_stabiliser(settings: GuidanceSettings):
+    """The stateful map applied to each step's raw gradient, or None."""
+    kind, beta = parse_stabiliser(settings.stabiliser)
+    if kind == "adam":
+        return AdamMoments(settings.beta1, settings.beta2, settings.adam_eps)
+    if kind == "ema":
+        return GradientEMA(beta)
+    return None
+
+
 def per_sample_norm(x: torch.Tensor) -> torch.Tensor:
     return x.flatten(1).norm(dim=1)
 
@@ -124,11 +197,13 @@ def guided_sample(
     generators: list[torch.Generator],
     num_inference_steps: int | None = None,
     progress: bool = True,
+    judge: torch.nn.Module | None = None,
 ) -> tuple[torch.Tensor, SamplingTrace]:
     """Sample from x_T = ``noise`` with classifier guidance; returns images in [-1, 1] and the trace.
 
     ``num_inference_steps`` respaces the schedule (fewer steps for CPU runs); None uses
-    every training step. The unet and classifier should be in eval mode.
+    every training step. ``judge``, a classifier that only watches, scores x0_hat at every
+    step; it never changes the samples. The unet and classifiers should be in eval mode.
     """
     steps = num_inference_steps or scheduler.config.num_train_timesteps
     if steps <= 0:
@@ -140,10 +215,9 @@ def guided_sample(
         raise ValueError("a guidance scale other than 0 needs a classifier")
     scheduler.set_timesteps(steps, device=noise.device)
     alphas_cumprod = scheduler.alphas_cumprod.to(noise.device)
-    adam = AdamMoments(settings.beta1, settings.beta2, settings.adam_eps) if settings.adam else None
+    stabilise = make_stabiliser(settings)
 
-    n_steps, batch = len(scheduler.timesteps), noise.shape[0]
-    trace = SamplingTrace(scheduler.timesteps.cpu(), *(torch.full((n_steps, batch), float("nan")) for _ in range(3)))
+    trace = SamplingTrace.empty(scheduler.timesteps.cpu(), noise.shape[0])
     x, prev_g = noise, None
     for k, t in enumerate(tqdm(scheduler.timesteps, desc="sampling", file=sys.stderr, disable=not progress)):
         if guided and settings.x0_hat:
@@ -161,6 +235,9 @@ def guided_sample(
                 g = log_prob_gradient(classifier, x_leaf, x_leaf, settings.target)
 
         with torch.no_grad():
+            if judge is not None:
+                x0_seen = x0_estimate(x, eps, alphas_cumprod[t]).clamp(-1, 1)
+                trace.judge_confidence[k] = F.softmax(judge(x0_seen).float(), dim=1)[:, settings.target].cpu()
             x_next = scheduler.step(eps, t, x, generator=generators).prev_sample
             if guided:
                 if not torch.isfinite(g).all():
@@ -168,12 +245,13 @@ def guided_sample(
                     raise GuidanceError(f"non-finite classifier gradient at sampling step {k} "
                                         f"(timestep {int(t)}) for samples {bad}")
                 trace.grad_norm[k] = per_sample_norm(g).cpu()
-                if adam is not None:
-                    g = adam(g)
+                if stabilise is not None:
+                    g = stabilise(g)
                 g = normalise(g, eps)
                 term = settings.scale * posterior_variance(scheduler, int(t)).to(x.device) * g
                 x_next = x_next + term  # prev_sample = mu + sigma z, so this is mu~ + sigma z
                 trace.term_norm[k] = per_sample_norm(term).cpu()
+                trace.eps_cosine[k] = F.cosine_similarity(g.flatten(1), eps.flatten(1), dim=1).cpu()
                 if prev_g is not None:
                     trace.cosine[k] = F.cosine_similarity(g.flatten(1), prev_g.flatten(1), dim=1).cpu()
                 prev_g = g
@@ -182,7 +260,8 @@ def guided_sample(
 
 
 def sample_seeds(seeds: list[int], unet, scheduler, classifier, settings: GuidanceSettings, batch_size: int,
-                 num_inference_steps: int | None, device, progress: bool = True) -> tuple[torch.Tensor, SamplingTrace]:
+                 num_inference_steps: int | None, device, progress: bool = True,
+                 judge: torch.nn.Module | None = None) -> tuple[torch.Tensor, SamplingTrace]:
     """Sample one image per seed in batches of ``batch_size``; the result does not depend on it."""
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -191,7 +270,8 @@ def sample_seeds(seeds: list[int], unet, scheduler, classifier, settings: Guidan
     for i in range(0, len(seeds), batch_size):
         gens = sample_generators(seeds[i:i + batch_size])
         noise = initial_noise(gens, shape, device)
-        x, trace = guided_sample(unet, scheduler, classifier, noise, settings, gens, num_inference_steps, progress)
+        x, trace = guided_sample(unet, scheduler, classifier, noise, settings, gens, num_inference_steps, progress,
+                                 judge=judge)
         images.append(x.cpu())
         traces.append(trace)
     return torch.cat(images), SamplingTrace.concat(traces)

@@ -4,8 +4,9 @@ import torch
 from diffusers import DDPMPipeline, DDPMScheduler
 
 from conftest import ColourClassifier, tiny_unet
-from gradcheck.guidance import (AdamMoments, GuidanceError, GuidanceSettings, guided_sample, initial_noise,
-                                normalise, posterior_variance, sample_generators, sample_seeds, x0_estimate)
+from gradcheck.guidance import (AdamMoments, GradientEMA, GuidanceError, GuidanceSettings, guided_sample,
+                                initial_noise, normalise, per_sample_seeds, posterior_variance, sample_generators,
+                                sample_seeds, x0_estimate)
 
 SHAPE = (3, 8, 8)
 
@@ -44,6 +45,33 @@ def test_adam_term_equals_torch_optim_adam_with_lr_one():
         param.grad = g.clone()
         optim.step()
         torch.testing.assert_close(ours(g), before - param.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_ema_equals_the_weighted_sum_written_out():
+    gen = torch.Generator().manual_seed(0)
+    grads = [torch.randn(2, *SHAPE, generator=gen) for _ in range(12)]
+    ema = GradientEMA(0.9)
+    for k, g in enumerate(grads, start=1):
+        got = ema(g)
+        weights = [(1 - 0.9) * 0.9 ** (k - j) for j in range(1, k + 1)]
+        expected = sum(w * grads[j - 1] for j, w in zip(range(1, k + 1), weights)) / (1 - 0.9 ** k)
+        torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(GradientEMA(0.99)(grads[0]), grads[0])  # bias-corrected: the first is g
+
+
+def test_stabiliser_names_are_checked():
+    assert GuidanceSettings(stabiliser="adam").adam and not GuidanceSettings(stabiliser="ema0.9").adam
+    for bad in ("ema", "ema1.5", "ema0", "momentum", "ADAM"):
+        with pytest.raises(ValueError, match="unknown stabiliser"):
+            GuidanceSettings(stabiliser=bad)
+
+
+def test_per_sample_seeds_are_disjoint_blocks():
+    assert per_sample_seeds([0], 3) == [0, 1, 2]
+    seeds = per_sample_seeds([0, 1, 7], 64)
+    assert len(set(seeds)) == 192 and seeds[64] == 1_000_000 and seeds[-1] == 7_000_063
+    with pytest.raises(ValueError, match="non-negative"):
+        per_sample_seeds([-1], 3)
 
 
 def test_normalise_gives_eps_norm_per_sample_and_keeps_zero():
@@ -107,29 +135,75 @@ def test_cosine_trace_is_near_zero_for_random_gradients(unet, scheduler):
 
 
 @pytest.mark.parametrize("x0_hat", [False, True])
-@pytest.mark.parametrize("adam", [False, True])
-def test_colour_classifier_pulls_samples_towards_its_class(unet, scheduler, x0_hat, adam):
+@pytest.mark.parametrize("stabiliser", ["none", "adam", "ema0.9"])
+def test_colour_classifier_pulls_samples_towards_its_class(unet, scheduler, x0_hat, stabiliser):
     seeds = list(range(6))
     unguided, _ = _run(unet, scheduler, None, GuidanceSettings(), seeds)
     redness = lambda x: (x[:, 0] - x[:, 1]).mean().item()
     to_red, trace = _run(unet, scheduler, ColourClassifier(),
-                         GuidanceSettings(scale=20.0, target=0, x0_hat=x0_hat, adam=adam), seeds)
+                         GuidanceSettings(scale=20.0, target=0, x0_hat=x0_hat, stabiliser=stabiliser), seeds)
     to_green, _ = _run(unet, scheduler, ColourClassifier(),
-                       GuidanceSettings(scale=20.0, target=1, x0_hat=x0_hat, adam=adam), seeds)
+                       GuidanceSettings(scale=20.0, target=1, x0_hat=x0_hat, stabiliser=stabiliser), seeds)
     assert redness(to_red) > redness(unguided) + 0.1
     assert redness(to_green) < redness(unguided) - 0.1
     assert (trace.term_norm[0] > 0).all() and torch.isfinite(trace.grad_norm).all()
 
 
 def test_samples_do_not_depend_on_batch_size(unet, scheduler):
-    settings = GuidanceSettings(scale=5.0, target=0, x0_hat=True, adam=True)
+    settings = GuidanceSettings(scale=5.0, target=0, x0_hat=True, stabiliser="adam")
     args = (unet, scheduler, ColourClassifier(), settings)
-    whole, trace_whole = sample_seeds(list(range(4)), *args, batch_size=4, num_inference_steps=8, device="cpu",
-                                      progress=False)
-    split, trace_split = sample_seeds(list(range(4)), *args, batch_size=3, num_inference_steps=8, device="cpu",
-                                      progress=False)
+    kwargs = dict(num_inference_steps=8, device="cpu", progress=False, judge=ColourClassifier())
+    whole, trace_whole = sample_seeds(list(range(4)), *args, batch_size=4, **kwargs)
+    split, trace_split = sample_seeds(list(range(4)), *args, batch_size=3, **kwargs)
     torch.testing.assert_close(whole, split, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(trace_whole.cosine, trace_split.cosine, atol=1e-5, rtol=1e-5, equal_nan=True)
+    for name in trace_whole.PER_SAMPLE:
+        torch.testing.assert_close(getattr(trace_whole, name), getattr(trace_split, name), atol=1e-5, rtol=1e-5,
+                                   equal_nan=True)
+
+
+def test_judge_watches_without_changing_the_samples(unet, scheduler):
+    settings = GuidanceSettings(scale=20.0, target=0, x0_hat=True)
+    alone, trace_alone = _run(unet, scheduler, ColourClassifier(), settings)
+    gens = sample_generators([0, 1, 2])
+    watched, trace = guided_sample(unet, scheduler, ColourClassifier(), initial_noise(gens, SHAPE, "cpu"), settings,
+                                   gens, 10, progress=False, judge=ColourClassifier())
+    assert torch.equal(alone, watched) and torch.isnan(trace_alone.judge_confidence).all()
+    conf = trace.judge_confidence
+    assert conf.shape == (10, 3) and ((conf >= 0) & (conf <= 1)).all()
+    # the judge's last reading is its softmax on the last step's clipped x0-hat: recompute it by hand
+    scheduler.set_timesteps(10)
+    t = scheduler.timesteps[-1]
+    x_last = None
+
+    def keep_input(module, inputs, output):
+        nonlocal x_last
+        x_last = inputs[0].detach()
+
+    hook = unet.register_forward_hook(keep_input)
+    _run(unet, scheduler, ColourClassifier(), settings)
+    hook.remove()
+    eps = unet(x_last, t).sample
+    x0 = x0_estimate(x_last, eps, scheduler.alphas_cumprod[t]).clamp(-1, 1)
+    expected = torch.softmax(ColourClassifier()(x0), dim=1)[:, 0]
+    torch.testing.assert_close(conf[-1], expected, rtol=1e-5, atol=1e-6)
+    # guidance towards red: the judge (the same colour classifier) grows more confident over time
+    assert conf[-1].mean() > conf[0].mean()
+
+
+def test_eps_cosine_is_the_cosine_of_the_applied_direction(unet, scheduler):
+    """With one step and no stabiliser, the applied direction is the normalised raw gradient."""
+    settings = GuidanceSettings(scale=1.0, target=0)
+    _, trace = _run(unet, scheduler, ColourClassifier(), settings, steps=1)
+    gens = sample_generators([0, 1, 2])
+    x = initial_noise(gens, SHAPE, "cpu").requires_grad_(True)
+    scheduler.set_timesteps(1)
+    t = scheduler.timesteps[0]
+    eps = unet(x, t).sample.detach()
+    log_p = torch.log_softmax(ColourClassifier()(x), dim=1)[:, 0].sum()
+    (g,) = torch.autograd.grad(log_p, x)
+    expected = torch.nn.functional.cosine_similarity(g.flatten(1), eps.flatten(1), dim=1)
+    torch.testing.assert_close(trace.eps_cosine[0], expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(trace.grad_norm[0], g.flatten(1).norm(dim=1), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("x0_hat", [False, True])
