@@ -1,9 +1,11 @@
-"""MobileNetV3-small classifiers: one training loop for the robust and non-robust ones.
+"""Image classifiers: one training loop for the robust, the non-robust and the judge classifier.
 
-The only difference between the two is what they see: the robust classifier is
-trained on ``scheduler.add_noise(x0, noise, t)`` with t uniform over the DDPM's
-steps, the non-robust one on clean images. Both are evaluated on both, which gives
-the paper's clean and noisy validation accuracies.
+The guiding classifiers are torchvision MobileNetV3-small, as in the paper, and differ
+only in what they see: the robust one is trained on ``scheduler.add_noise(x0, noise, t)``
+with t uniform over the DDPM's steps, the non-robust one on clean images. The judge,
+which scores samples but never guides, can use another architecture (ShuffleNetV2), so
+that an adversarial direction of the guiding network is less likely to fool it too.
+Every classifier is evaluated on clean and on noisy images.
 """
 
 from __future__ import annotations
@@ -17,16 +19,17 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
-from torchvision.models import mobilenet_v3_small
+from torchvision.models import mobilenet_v3_small, shufflenet_v2_x0_5
 from tqdm.auto import tqdm
 
 from .atomic import atomic_path
-from .checkpoint import load_torch
+from .checkpoint import CheckpointError, load_torch
 from .device import describe
 
 log = logging.getLogger(__name__)
 
 MODES = ("noisy", "clean")
+ARCHITECTURES = {"mobilenet_v3_small": mobilenet_v3_small, "shufflenet_v2_x0_5": shufflenet_v2_x0_5}
 
 
 @dataclass(frozen=True)
@@ -37,17 +40,34 @@ class ClassifierTrainConfig:
     lr: float = 2e-3
     patience: int = 5
     seed: int = 0
+    architecture: str = "mobilenet_v3_small"
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"classifier mode must be one of {MODES}, got {self.mode!r}")
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"unknown classifier architecture {self.architecture!r}; "
+                             f"choose one of {', '.join(ARCHITECTURES)}")
         for name in ("epochs", "batch_size", "patience"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
 
-def build_classifier(num_classes: int) -> torch.nn.Module:
-    return mobilenet_v3_small(weights=None, num_classes=num_classes)
+def build_classifier(num_classes: int, architecture: str = "mobilenet_v3_small") -> torch.nn.Module:
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown classifier architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
+    return ARCHITECTURES[architecture](weights=None, num_classes=num_classes)
+
+
+def pooled_feature_extractor(model: torch.nn.Module) -> tuple[torch.nn.Module, int]:
+    """(module mapping images in [-1, 1] to the globally pooled last feature map, its width)."""
+    pool = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(1))
+    if hasattr(model, "features"):  # MobileNetV3
+        return torch.nn.Sequential(model.features, pool), model.classifier[0].in_features
+    if hasattr(model, "conv5"):     # ShuffleNetV2
+        body = [model.conv1, model.maxpool, model.stage2, model.stage3, model.stage4, model.conv5]
+        return torch.nn.Sequential(*body, pool), model.fc.in_features
+    raise TypeError(f"no pooled features known for {type(model).__name__}")
 
 
 def noisy_copy(x0: torch.Tensor, scheduler: DDPMScheduler, generator: torch.Generator) -> torch.Tensor:
@@ -86,15 +106,17 @@ def recalibrate_batchnorm(model: torch.nn.Module, images: torch.Tensor, cfg: "Cl
 
 
 @torch.no_grad()
-def accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> float:
-    """Top-1 accuracy of ``model`` (in eval mode) on images in [-1, 1]."""
+def predict(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Top-1 class of each image in [-1, 1], with ``model`` in eval mode."""
     model.eval()
     device = next(model.parameters()).device
-    correct = 0
-    for i in range(0, len(images), batch_size):
-        logits = model(images[i:i + batch_size].to(device))
-        correct += (logits.argmax(1).cpu() == labels[i:i + batch_size]).sum().item()
-    return correct / len(images)
+    return torch.cat([model(images[i:i + batch_size].to(device)).argmax(1).cpu()
+                      for i in range(0, len(images), batch_size)])
+
+
+def accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> float:
+    """Top-1 accuracy of ``model`` on images in [-1, 1]."""
+    return (predict(model, images, batch_size) == labels).float().mean().item()
 
 
 def evaluate(model, val_images, val_labels, scheduler, seed: int = 12345) -> dict[str, float]:
@@ -116,7 +138,7 @@ def train_classifier(
 ) -> tuple[torch.nn.Module, dict]:
     """Train with early stopping on the validation accuracy of the classifier's own input kind."""
     torch.manual_seed(cfg.seed)
-    model = build_classifier(num_classes).to(device)
+    model = build_classifier(num_classes, cfg.architecture).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -150,23 +172,27 @@ def train_classifier(
     model.load_state_dict(best_state)
     model.eval()
     final = evaluate(model, val_images, val_labels, scheduler)
-    report = {"mode": cfg.mode, "monitor": monitor, "best_epoch": best_epoch, "epochs_run": len(history),
+    report = {"mode": cfg.mode, "architecture": cfg.architecture, "monitor": monitor, "best_epoch": best_epoch, "epochs_run": len(history),
               "parameters": sum(p.numel() for p in model.parameters()), **final,
               "config": asdict(cfg), "history": history, "device": describe(device)}
     return model, report
 
 
 def save_classifier(path: str | os.PathLike, model: torch.nn.Module, classes: tuple[str, ...],
-                    image_size: int, mode: str) -> None:
+                    image_size: int, mode: str, architecture: str = "mobilenet_v3_small") -> None:
     with atomic_path(path) as tmp:
         torch.save({"kind": "classifier", "state_dict": model.state_dict(), "classes": list(classes),
-                    "image_size": image_size, "mode": mode}, tmp)
+                    "image_size": image_size, "mode": mode, "architecture": architecture}, tmp)
 
 
 def load_classifier(path: str | os.PathLike, device: torch.device | str = "cpu"):
     """Return (model in eval mode, metadata). Errors name the file."""
     state = load_torch(path, "classifier")
-    model = build_classifier(len(state["classes"]))
-    model.load_state_dict(state["state_dict"])
-    meta = {k: state[k] for k in ("classes", "image_size", "mode")}
+    architecture = state.get("architecture", "mobilenet_v3_small")
+    try:
+        model = build_classifier(len(state["classes"]), architecture)
+        model.load_state_dict(state["state_dict"])
+    except (ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"classifier {path} does not load as a {architecture}: {exc}") from exc
+    meta = {k: state[k] for k in ("classes", "image_size", "mode")} | {"architecture": architecture}
     return model.to(device).eval(), meta
