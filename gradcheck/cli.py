@@ -68,7 +68,7 @@ def cmd_train_classifier(a):
     from .device import pick_device
 
     cfg = ClassifierTrainConfig(mode=a.mode, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
-                                patience=a.patience, seed=a.seed)
+                                patience=a.patience, seed=a.seed, architecture=a.architecture)
     data = load_dataset(a.data)
     scheduler = build_scheduler(a.timesteps)
     model, report = train_classifier(
@@ -76,7 +76,7 @@ def cmd_train_classifier(a):
         images_to_tensor(data["val_images"]), _labels(data["val_labels"]),
         scheduler, cfg, len(data["classes"]), pick_device(a.device))
     classes = tuple(str(c) for c in data["classes"])
-    save_classifier(a.out, model.cpu(), classes, int(data["size"]), a.mode)
+    save_classifier(a.out, model.cpu(), classes, int(data["size"]), a.mode, a.architecture)
     write_json(a.report, report)
     log.info("%s classifier: clean accuracy %.4f, noisy accuracy %.4f",
              a.mode, report["clean_accuracy"], report["noisy_accuracy"])
@@ -89,76 +89,112 @@ def cmd_sample(a):
     from .classifier import load_classifier
     from .ddpm import load_pipeline
     from .device import describe, pick_device
-    from .guidance import GuidanceSettings, sample_seeds
+    from .guidance import GuidanceSettings, per_sample_seeds, sample_seeds
     from .metrics import uint8_images
 
     device = pick_device(a.device)
     unet, scheduler = load_pipeline(a.ddpm, device)
     classifier, meta = load_classifier(a.classifier, device)
+    judge = None
+    if a.judge:
+        judge, judge_meta = load_classifier(a.judge, device)
+        if judge_meta["classes"] != meta["classes"]:
+            raise ValueError(f"judge {a.judge} knows classes {judge_meta['classes']}, "
+                             f"the classifier {a.classifier} {meta['classes']}")
+        judge.requires_grad_(False)
     if meta["image_size"] != unet.config.sample_size:
         raise ValueError(f"classifier {a.classifier} was trained on {meta['image_size']} px images "
                          f"but the DDPM {a.ddpm} makes {unet.config.sample_size} px images")
     if a.target not in meta["classes"]:
         raise ValueError(f"unknown target class {a.target!r}; {a.classifier} knows: {', '.join(meta['classes'])}")
     target = meta["classes"].index(a.target)
-    settings = GuidanceSettings(scale=a.scale, target=target, x0_hat=a.x0_hat, adam=a.adam)
-    seeds = list(range(a.seed, a.seed + a.num_samples))
-    log.info("sampling %d images with %s on %s", a.num_samples, settings, describe(device))
+    settings = GuidanceSettings(scale=a.scale, target=target, x0_hat=a.x0_hat, stabiliser=a.stabiliser)
+    if len(set(a.seeds)) != len(a.seeds):
+        raise ValueError(f"--seeds repeats a seed: {a.seeds}")
+    seeds = per_sample_seeds(a.seeds, a.num_samples)
+    log.info("sampling %d images (%d per seed, seeds %s) with %s on %s",
+             len(seeds), a.num_samples, a.seeds, settings, describe(device))
     classifier.requires_grad_(False)
     unet.requires_grad_(False)
-    images, trace = sample_seeds(seeds, unet, scheduler, classifier, settings, a.batch_size, a.steps, device)
-    record = {"settings": vars(settings), "target_name": a.target, "ddpm": str(a.ddpm),
-              "classifier": str(a.classifier), "num_inference_steps": a.steps or scheduler.config.num_train_timesteps,
-              "device": describe(device)}
+    images, trace = sample_seeds(seeds, unet, scheduler, classifier, settings, a.batch_size, a.steps, device,
+                                 judge=judge)
+    record = {"settings": {**vars(settings), "adam": settings.adam}, "target_name": a.target,
+              "ddpm": str(a.ddpm), "classifier": str(a.classifier), "judge": a.judge and str(a.judge),
+              "sampling_seeds": a.seeds, "samples_per_seed": a.num_samples,
+              "num_inference_steps": a.steps or scheduler.config.num_train_timesteps, "device": describe(device)}
     with atomic_path(a.out) as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(fh, images=uint8_images(images), seeds=np.array(seeds),
-                            timesteps=trace.timesteps.numpy(), cosine=trace.cosine.numpy(),
-                            grad_norm=trace.grad_norm.numpy(), term_norm=trace.term_norm.numpy(),
-                            record=np.array(json.dumps(record)))
+                            seed_index=np.repeat(np.arange(len(a.seeds)), a.num_samples),
+                            timesteps=trace.timesteps.numpy(), record=np.array(json.dumps(record)),
+                            **{name: getattr(trace, name).numpy() for name in trace.PER_SAMPLE})
 
 
 def cmd_evaluate(a):
-    import torch
+    import numpy as np
 
     from .atomic import write_json
-    from .classifier import accuracy, load_classifier
+    from .classifier import load_classifier, predict
     from .data import images_to_tensor, load_dataset
-    from .metrics import feature_network, frechet_distance
+    from .metrics import feature_network, frechet_distance, image_features, kernel_inception_distance
     from .samples import load_samples
+    from .stats import (frechet_distance_features, hierarchical_bootstrap, kernel_inception_distance_features,
+                        mean_statistic)
 
     samples = load_samples(a.samples)
-    record = samples["record"]
-    target = record["settings"]["target"]
-    classifier, _ = load_classifier(a.classifier)
-    fake = samples["images"]
-    acc = accuracy(classifier, images_to_tensor(fake), torch.full((len(fake),), target))
-
+    record, settings = samples["record"], samples["record"]["settings"]
+    target, fake, seed_index = settings["target"], samples["images"], samples["seed_index"]
+    per_seed = [np.flatnonzero(seed_index == j) for j in range(int(seed_index.max()) + 1)]
+    n = a.n or min(len(idx) for idx in per_seed)
+    if n > min(len(idx) for idx in per_seed):
+        raise ValueError(f"--n {n} exceeds the {min(len(idx) for idx in per_seed)} samples per seed in {a.samples}")
     data = load_dataset(a.data)
     real = data["train_images"][data["train_labels"] == target]
-    n = a.n or len(fake)
-    if n > len(fake):
-        raise ValueError(f"--n {n} exceeds the {len(fake)} samples in {a.samples}")
-    if len(real) < n:
-        raise ValueError(f"{a.data} has only {len(real)} training images of class {target}; FID needs {n}")
-    # The first n target-class training images: the same real set for every cell.
+    if len(real) < n * len(per_seed):
+        raise ValueError(f"{a.data} has {len(real)} training images of class {target}; "
+                         f"{len(per_seed)} seeds x {n} need {n * len(per_seed)}")
+
+    # Per sample: does the guiding classifier, and does the independent judge, see the target?
+    x = images_to_tensor(fake)
+    guide_says = (predict(load_classifier(a.classifier)[0], x) == target).numpy()
+    judge_says = (predict(load_classifier(a.judge)[0], x) == target).numpy()
+    fooled = guide_says & ~judge_says
+    with np.errstate(all="ignore"):
+        cosine = np.nanmean(samples["cosine"], axis=0)  # per sample, over steps; NaN unguided
+
     feature_clf = load_classifier(a.feature_classifier)[0] if a.feature_classifier else None
     feature, feature_name = feature_network(a.features, inception_weights=a.inception_weights,
                                             classifier=feature_clf)
-    fid = frechet_distance(real[:n], fake[:n], feature, inception_weights=a.inception_weights)
-    settings = record["settings"]
-    write_json(a.out, {
-        "classifier": a.label or Path(a.classifier).stem, "x0": settings["x0_hat"], "adam": settings["adam"],
-        "scale": settings["scale"], "target": record["target_name"], "n": n, "accuracy": acc, "fid": fid,
-        "fid_features": feature_name, "samples": str(a.samples),
-        "cosine_mean": _nanmean(samples["cosine"]),
-    })
-    log.info("%s: accuracy %.4f, FID %.3f (%s, n=%d)", a.samples, acc, fid, feature_name, n)
+    # Seed j is compared with its own n real images, so seeds are independent replicates.
+    pairs = [(real[j * n:(j + 1) * n], fake[idx[:n]]) for j, idx in enumerate(per_seed)]
+    features = [(image_features(r, feature), image_features(f, feature)) for r, f in pairs]
+    fid = [frechet_distance(r, f, feature) for r, f in pairs]
+    kid = [kernel_inception_distance(r, f, feature) for r, f in pairs]
 
+    def interval(groups, statistic, name, estimate=None, correct_bias=False):
+        ci = hierarchical_bootstrap(groups, statistic, n_boot=a.n_boot, confidence=a.confidence,
+                                    seed=a.bootstrap_seed, correct_bias=correct_bias)
+        value = ci.estimate if estimate is None else estimate
+        return {name: value, f"{name}_low": ci.low, f"{name}_high": ci.high}
 
-def _nanmean(x) -> float | None:
-    import numpy as np
-
-    return None if np.isnan(x).all() else float(np.nanmean(x))
+    row = {"classifier": a.label or Path(a.classifier).stem, "x0": settings["x0_hat"],
+           "stabiliser": settings["stabiliser"], "adam": settings["adam"], "scale": settings["scale"],
+           "target": record["target_name"], "seeds": len(per_seed), "samples_per_seed": len(per_seed[0]),
+           "n": n, "features": feature_name, "confidence": a.confidence, "n_boot": a.n_boot,
+           "samples": str(a.samples)}
+    row |= interval([(guide_says[idx],) for idx in per_seed], mean_statistic, "accuracy")
+    row |= interval([(judge_says[idx],) for idx in per_seed], mean_statistic, "judge_accuracy")
+    row |= interval([(fooled[idx],) for idx in per_seed], mean_statistic, "fooled")
+    # Point estimates from torchmetrics; the fast feature-space formulas only resample.
+    row |= interval(features, frechet_distance_features, "fid", float(np.mean(fid)), correct_bias=True)
+    row |= interval(features, kernel_inception_distance_features, "kid", float(np.mean(kid)), correct_bias=True)
+    if np.isnan(cosine).all():
+        row |= {"cosine_mean": None, "cosine_mean_low": None, "cosine_mean_high": None}
+    else:
+        row |= interval([(cosine[idx],) for idx in per_seed], mean_statistic, "cosine_mean")
+    write_json(a.out, row)
+    log.info("%s: accuracy %.3f, judge %.3f, fooled %.3f, FID %.3f, KID %.4f (%s, %d seeds x n=%d)", a.samples,
+             row["accuracy"], row["judge_accuracy"], row["fooled"], row["fid"], row["kid"], feature_name,
+             len(per_seed), n)
 
 
 def _labels(labels):
@@ -218,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=_positive, default=128)
     s.add_argument("--lr", type=float, default=2e-3)
     s.add_argument("--patience", type=_positive, default=5, help="early stopping patience in epochs")
+    s.add_argument("--architecture", default="mobilenet_v3_small",
+                   choices=["mobilenet_v3_small", "shufflenet_v2_x0_5"], help="torchvision architecture")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     s.set_defaults(func=cmd_train_classifier)
@@ -228,25 +266,32 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--target", required=True, help="target class name, e.g. baseball")
     s.add_argument("--scale", type=float, required=True, help="guidance scale s (0: unguided)")
     s.add_argument("--x0-hat", type=_bool, default=False, help="classify the x0 estimate (eq. 3)")
-    s.add_argument("--adam", type=_bool, default=False, help="ADAM on the classifier gradient (eq. 4)")
-    s.add_argument("--num-samples", type=_positive, default=64)
-    s.add_argument("--seed", type=int, default=0, help="sample i uses seed SEED+i, in every cell")
+    s.add_argument("--stabiliser", default="none",
+                   help="none | adam (eq. 4) | ema<beta>, e.g. ema0.9: momentum of the classifier gradient")
+    s.add_argument("--judge", help="classifier (.pt) that scores x0_hat at every step, never guiding")
+    s.add_argument("--num-samples", type=_positive, default=64, help="samples per sampling seed")
+    s.add_argument("--seeds", type=int, nargs="+", default=[0],
+                   help="sampling seeds; sample i of seed s uses generator seed s*1000000+i, in every cell")
     s.add_argument("--batch-size", type=_positive, default=64, help="does not change the samples")
     s.add_argument("--steps", type=_positive, help="respaced sampling steps (default: all T)")
     s.add_argument("--out", required=True, help="output .npz: images, seeds and the gradient trace")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     s.set_defaults(func=cmd_sample)
 
-    s = sub.add_parser("evaluate", help="accuracy and class-conditional FID of one cell")
+    s = sub.add_parser("evaluate", help="accuracy (guide and judge), FID and KID of one cell, with bootstrap CIs")
     s.add_argument("--samples", required=True, help=".npz from sample")
     s.add_argument("--classifier", required=True, help="the guiding classifier (.pt), for accuracy")
+    s.add_argument("--judge", required=True, help="the independent judge classifier (.pt), never guiding")
     s.add_argument("--label", help="name of the guiding classifier in the table (default: file stem)")
     s.add_argument("--data", required=True, help="SportBalls .npz: the real target-class images")
-    s.add_argument("--n", type=_positive, help="images per side for FID (default: all samples)")
+    s.add_argument("--n", type=_positive, help="images per side and seed for FID and KID (default: samples per seed)")
     s.add_argument("--features", choices=["inception", "sportballs"], required=True,
-                   help="FID features: Inception-v3 (weights on disk) or a SportBalls classifier")
+                   help="FID/KID features: Inception-v3 (weights on disk) or a SportBalls classifier")
     s.add_argument("--inception-weights", help="torch-fidelity Inception-v3 weights (.pth)")
-    s.add_argument("--feature-classifier", help="classifier (.pt) whose pooled features FID uses")
+    s.add_argument("--feature-classifier", help="classifier (.pt) whose pooled features FID and KID use")
+    s.add_argument("--n-boot", type=_positive, default=1000, help="bootstrap replicates for the intervals")
+    s.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals")
+    s.add_argument("--bootstrap-seed", type=int, default=0)
     s.add_argument("--out", required=True, help="output JSON")
     s.set_defaults(func=cmd_evaluate)
 
@@ -262,21 +307,23 @@ def set_threads(threads: int) -> None:
     """Use the cores we were given; torch would otherwise follow OMP_NUM_THREADS.
 
     Snakemake sets OMP_NUM_THREADS to a job's `threads`, which `--cores 1` caps at one.
-    The affinity mask respects what SLURM or taskset allotted to this process.
+    The affinity mask respects what SLURM or taskset allotted to this process. torch reads
+    OMP_NUM_THREADS when first imported, so commands that never import it (the figures)
+    start without paying for it.
     """
-    import torch
-
     if threads < 0:
         raise ValueError(f"--threads must be 0 or positive, got {threads}")
-    torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
+    count = threads or len(os.sched_getaffinity(0))
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(count)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(count)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from .checkpoint import CheckpointError
-    from .guidance import GuidanceError
+    from .errors import CheckpointError, GuidanceError
 
     try:
         set_threads(args.threads)

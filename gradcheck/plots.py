@@ -1,8 +1,10 @@
-"""Figures: cosine similarity over time, sample grids, the scale ablation, classifier accuracies."""
+"""Figures: gradient traces over time, sample grids, the scale ablation, classifier accuracies."""
 
 from __future__ import annotations
 
 import os
+
+import itertools
 
 import matplotlib
 
@@ -14,15 +16,30 @@ from PIL import Image  # noqa: E402
 
 from .atomic import atomic_path  # noqa: E402
 
-# One colour per variant, kept the same in every figure (the paper's figure 2 colours).
-VARIANT_COLOURS = {"none": "tab:blue", "x0": "tab:orange", "adam": "tab:purple", "x0+adam": "tab:green"}
-# and one per classifier where classifiers are compared (the paper's figure 1 colours)
+# One colour per stabiliser and one line style per input of the classifier, the same in
+# every figure; classifiers get the paper's figure 1 colours where they are compared.
+STABILISER_COLOURS = {"none": "tab:blue", "adam": "tab:purple", "ema0.9": "tab:orange", "ema0.99": "tab:green"}
 CLASSIFIER_COLOURS = {"robust": "tab:red", "nonrobust": "tab:blue"}
-VARIANT_STYLES = {"none": "-", "x0": "--", "adam": ":", "x0+adam": "-."}
+X0_STYLES = {False: "-", True: "--"}
+
+# What each trace quantity is called on an axis, and how it is scaled.
+TRACE_AXES = {
+    "cosine": ("cos(g_t, g_t+1)", "linear", (-0.3, 1.05)),
+    "grad_norm": ("||grad log p(y | x_in)||  (raw, before any stabiliser)", "log", None),
+    "eps_cosine": ("cos(applied guidance, eps)", "linear", (-1.05, 1.05)),
+    "judge_confidence": ("judge's p(y | x0_hat)", "linear", (-0.02, 1.02)),
+}
 
 
-def variant_name(x0: bool, adam: bool) -> str:
-    return {(False, False): "none", (True, False): "x0", (False, True): "adam", (True, True): "x0+adam"}[(x0, adam)]
+def stabiliser_colour(name: str) -> str:
+    return STABILISER_COLOURS.get(name, "tab:brown")
+
+
+def variant_name(x0: bool, stabiliser: str) -> str:
+    """'none', 'x0', 'adam', 'x0+adam', 'ema0.9', 'x0+ema0.9', ..."""
+    if stabiliser == "none":
+        return "x0" if x0 else "none"
+    return f"x0+{stabiliser}" if x0 else stabiliser
 
 
 def _save(fig, path):
@@ -31,24 +48,66 @@ def _save(fig, path):
     plt.close(fig)
 
 
-def cosine_figure(curves: list[dict], path: str | os.PathLike, title: str) -> None:
-    """``curves``: dicts with label, timesteps (K,), cosine (K, B). Mean and +-1 std over the batch."""
+def _band(ax, timesteps: np.ndarray, values: np.ndarray, label: str, colour, style: str = "-") -> bool:
+    """Mean over samples and the band holding the central 90% of them, per step; False if all NaN."""
+    keep = ~np.isnan(values).all(axis=1)
+    if not keep.any():
+        return False
+    t, v = timesteps[keep], values[keep]
+    low, high = np.nanpercentile(v, [5, 95], axis=1)
+    ax.plot(t, np.nanmean(v, axis=1), label=label, color=colour, ls=style, lw=1.5)
+    ax.fill_between(t, low, high, color=colour, alpha=0.15, lw=0)
+    return True
+
+
+def _time_axis(ax, t_max: float, quantity: str) -> None:
+    label, scale, limits = TRACE_AXES[quantity]
+    ax.set_xlim(t_max, 0)  # sampling runs from T down to 0
+    ax.set_yscale(scale)
+    if limits:
+        ax.set_ylim(*limits)
+    if quantity in ("cosine", "eps_cosine"):
+        ax.axhline(0, color="grey", lw=0.6, ls=":")
+    ax.set_ylabel(label, fontsize=8)
+    ax.grid(alpha=0.3)
+
+
+def cosine_figure(curves: list[dict], path: str | os.PathLike, title: str, quantity: str = "cosine") -> None:
+    """One panel; ``curves``: dicts with label, timesteps (K,), values (K, B), colour."""
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     for c in curves:
-        cos = c["cosine"]
-        keep = ~np.isnan(cos).all(axis=1)
-        t, mean, std = c["timesteps"][keep], np.nanmean(cos[keep], 1), np.nanstd(cos[keep], 1)
-        colour = c.get("colour")
-        ax.plot(t, mean, label=c["label"], color=colour, lw=1.6)
-        ax.fill_between(t, mean - std, mean + std, color=colour, alpha=0.2, lw=0)
-    ax.set_xlim(max(c["timesteps"].max() for c in curves), 0)  # sampling runs from T down to 0
-    ax.set_ylim(-0.3, 1.05)
-    ax.axhline(0, color="grey", lw=0.6, ls=":")
+        _band(ax, c["timesteps"], c["values"], c["label"], c.get("colour"))
+    _time_axis(ax, max(c["timesteps"].max() for c in curves), quantity)
     ax.set_xlabel("timestep t  (sampling runs left to right, from noise to image)")
-    ax.set_ylabel("cos(g_t, g_t+1)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
-    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def trace_figure(cells: list[dict], quantity: str, path: str | os.PathLike, title: str) -> None:
+    """A trace quantity over time: one panel per (classifier, x0), one line per stabiliser.
+
+    ``cells``: dicts with classifier, x0, stabiliser, timesteps (K,) and values (K, B), B being
+    every sample of every seed. Lines are means; bands hold the central 90% of samples.
+    """
+    order = list(CLASSIFIER_COLOURS)
+    rows = sorted({c["classifier"] for c in cells}, key=lambda n: order.index(n) if n in order else len(order))
+    cols = sorted({c["x0"] for c in cells})
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(4.6 * len(cols), 3.0 * len(rows)),
+                             squeeze=False, sharex=True, sharey=True)
+    t_max = max(c["timesteps"].max() for c in cells)
+    for (i, clf), (j, x0) in itertools.product(enumerate(rows), enumerate(cols)):
+        ax = axes[i][j]
+        drawn = [_band(ax, c["timesteps"], c["values"], c["stabiliser"], stabiliser_colour(c["stabiliser"]))
+                 for c in cells if c["classifier"] == clf and c["x0"] == x0]
+        _time_axis(ax, t_max, quantity)
+        ax.set_title(f"{clf} classifier, classifies {'x0_hat' if x0 else 'x_t'}", fontsize=9)
+        if any(drawn):
+            ax.legend(fontsize=7, title="stabiliser", title_fontsize=7)
+        if i == len(rows) - 1:
+            ax.set_xlabel("timestep t (noise -> image)", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
     _save(fig, path)
 
 
@@ -73,20 +132,27 @@ def sample_grid(images: np.ndarray, path: str | os.PathLike, columns: int = 8, z
 
 
 def ablation_figure(frame: pd.DataFrame, path: str | os.PathLike, title: str) -> None:
-    """FID and accuracy against the guidance scale, one line per (classifier, variant)."""
-    fig, (ax_fid, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5))
-    for (clf, x0, adam), group in frame.groupby(["classifier", "x0", "adam"]):
+    """FID and accuracy (guide and judge) against the guidance scale, with their intervals."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    panels = [("fid", "FID (lower is better, log scale)", 1), ("accuracy", "accuracy under the guide (%)", 100),
+              ("judge_accuracy", "accuracy under the judge (%)", 100)]
+    for (clf, x0, stab), group in frame.groupby(["classifier", "x0", "stabiliser"]):
         group = group.sort_values("scale")
-        variant = variant_name(x0, adam)
-        style = dict(ls=VARIANT_STYLES[variant], marker="o", color=CLASSIFIER_COLOURS.get(clf), label=f"{clf}, {variant}")
-        ax_fid.plot(group["scale"], group["fid"], **style)
-        ax_acc.plot(group["scale"], group["accuracy"] * 100, **style)
-    ax_fid.set(xlabel="guidance scale s", ylabel="FID (lower is better, log scale)", yscale="log")
-    ax_acc.set(xlabel="guidance scale s", ylabel="accuracy under guiding classifier (%)", ylim=(-2, 102))
-    for ax in (ax_fid, ax_acc):
+        style = dict(ls=X0_STYLES[bool(x0)], marker="o", ms=4, color=CLASSIFIER_COLOURS.get(clf),
+                     label=f"{clf}, {variant_name(bool(x0), stab)}")
+        for ax, (metric, _, factor) in zip(axes, panels):
+            value = group[metric] * factor
+            err = [value - group[f"{metric}_low"] * factor, group[f"{metric}_high"] * factor - value]
+            ax.errorbar(group["scale"], value, yerr=err, capsize=3, **style)
+    for ax, (metric, label, _) in zip(axes, panels):
+        ax.set(xlabel="guidance scale s", ylabel=label)
+        ax.set_yscale("log" if metric == "fid" else "linear")
+        if metric != "fid":
+            ax.set_ylim(-2, 102)
         ax.grid(alpha=0.3)
-    ax_acc.legend(fontsize=7)
+    axes[-1].legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
     _save(fig, path)
 
 
@@ -106,17 +172,21 @@ def classifier_figure(reports: dict[str, dict], path: str | os.PathLike) -> None
     _save(fig, path)
 
 
-def variant_panel(panels: list[dict], path: str | os.PathLike, title: str, per_panel: int = 16) -> None:
-    """Side-by-side sample grids of several variants (the paper's figures 7 and 8).
+def variant_panel(panels: list[dict], path: str | os.PathLike, title: str, per_panel: int = 16,
+                  columns: int | None = None) -> None:
+    """Sample grids of several variants (the paper's figures 7 and 8), ``columns`` per row.
 
     ``panels``: dicts with label and images (NHWC uint8); the first ``per_panel`` of each.
     """
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.9), squeeze=False)
-    for ax, panel in zip(axes[0], panels):
+    columns = columns or len(panels)
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.9 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, panel in zip(axes.flat, panels):
         images = panel["images"][:per_panel]
         side = int(np.ceil(np.sqrt(len(images))))
         ax.imshow(tile(images, side, pad=1, rows=side), interpolation="nearest")
         ax.set_title(panel["label"], fontsize=9)
-        ax.axis("off")
     fig.suptitle(title, fontsize=10)
     _save(fig, path)

@@ -13,21 +13,39 @@ def cmd_table(a):
     write_table(load_cells(a.metrics), a.out)
 
 
-def cmd_cosine(a):
-    from .plots import CLASSIFIER_COLOURS, VARIANT_COLOURS, cosine_figure, variant_name
+def _cell(path) -> dict:
+    """A sample file's settings and trace, as the figures want them."""
     from .samples import load_samples
 
-    if len(a.labels or []) not in (0, len(a.samples)):
+    s = load_samples(path)
+    settings = s["record"]["settings"]
+    return {"x0": settings["x0_hat"], "stabiliser": settings["stabiliser"], "timesteps": s["timesteps"],
+            "images": s["images"], "trace": s}
+
+
+def cmd_cosine(a):
+    from .plots import CLASSIFIER_COLOURS, cosine_figure
+
+    if len(a.labels) != len(a.samples):
         raise ValueError(f"{len(a.labels)} labels for {len(a.samples)} sample files")
     curves = []
-    for i, path in enumerate(a.samples):
-        s = load_samples(path)
-        settings = s["record"]["settings"]
-        variant = variant_name(settings["x0_hat"], settings["adam"])
-        label = a.labels[i] if a.labels else variant
-        colour = CLASSIFIER_COLOURS.get(label) if a.labels else VARIANT_COLOURS[variant]
-        curves.append({"label": label, "timesteps": s["timesteps"], "cosine": s["cosine"], "colour": colour})
+    for label, path in zip(a.labels, a.samples):
+        cell = _cell(path)
+        curves.append({"label": label, "timesteps": cell["timesteps"], "values": cell["trace"]["cosine"],
+                       "colour": CLASSIFIER_COLOURS.get(label)})
     cosine_figure(curves, a.out, a.title)
+
+
+def cmd_trace(a):
+    from .plots import trace_figure
+
+    if len(a.classifiers) != len(a.samples):
+        raise ValueError(f"{len(a.classifiers)} --classifiers for {len(a.samples)} sample files")
+    cells = []
+    for clf, path in zip(a.classifiers, a.samples):
+        cell = _cell(path)
+        cells.append({**cell, "classifier": clf, "values": cell["trace"][a.quantity]})
+    trace_figure(cells, a.quantity, a.out, a.title)
 
 
 def cmd_grid(a):
@@ -39,14 +57,12 @@ def cmd_grid(a):
 
 def cmd_panel(a):
     from .plots import variant_name, variant_panel
-    from .samples import load_samples
+    from .table import stabiliser_order
 
-    panels = []
-    for path in a.samples:
-        s = load_samples(path)
-        settings = s["record"]["settings"]
-        panels.append({"label": variant_name(settings["x0_hat"], settings["adam"]), "images": s["images"]})
-    variant_panel(panels, a.out, a.title)
+    cells = sorted((_cell(p) for p in a.samples), key=lambda c: (c["x0"], stabiliser_order(c["stabiliser"])))
+    panels = [{"label": variant_name(c["x0"], c["stabiliser"]), "images": c["images"]} for c in cells]
+    stabilisers = len({c["stabiliser"] for c in cells})
+    variant_panel(panels, a.out, a.title, columns=stabilisers if len(panels) > stabilisers else None)
 
 
 def cmd_ablation(a):
@@ -73,6 +89,21 @@ def cmd_classifiers(a):
     write_text(a.csv, "\n".join(lines) + "\n")
 
 
+def cmd_findings(a):
+    import pandas as pd
+
+    from .atomic import write_text
+    from .findings import check_claims, render
+
+    try:
+        frame = pd.read_csv(a.table, true_values=["true"], false_values=["false"])
+    except (OSError, pd.errors.ParserError) as exc:
+        raise ValueError(f"table {a.table} unreadable: {exc}") from exc
+    if frame.empty:
+        raise ValueError(f"table {a.table} has no rows")
+    write_text(a.out, render(check_claims(frame), frame, a.table))
+
+
 def cmd_record(a):
     from .atomic import write_json
     from .provenance import run_record
@@ -90,12 +121,20 @@ def add_report_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--out", required=True, help="output CSV; .md and .tex are written beside it")
     s.set_defaults(func=cmd_table)
 
-    s = sub.add_parser("figure-cosine", help="consecutive-step cosine similarity over time (mean +- std)")
+    s = sub.add_parser("figure-cosine", help="consecutive-step cosine of several cells in one panel")
     s.add_argument("--samples", nargs="+", required=True, help="sample files, one line each")
-    s.add_argument("--labels", nargs="+", help="legend labels (default: the variant of each file)")
+    s.add_argument("--labels", nargs="+", required=True, help="legend labels, one per file")
     s.add_argument("--title", default="", help="figure title")
     s.add_argument("--out", required=True, help="output PNG")
     s.set_defaults(func=cmd_cosine)
+
+    s = sub.add_parser("figure-trace", help="a gradient-trace quantity over time, a panel per classifier and input")
+    s.add_argument("--samples", nargs="+", required=True, help="sample files, one line each")
+    s.add_argument("--classifiers", nargs="+", required=True, help="the guiding classifier of each file")
+    s.add_argument("--quantity", required=True, choices=["cosine", "grad_norm", "eps_cosine", "judge_confidence"])
+    s.add_argument("--title", default="", help="figure title")
+    s.add_argument("--out", required=True, help="output PNG")
+    s.set_defaults(func=cmd_trace)
 
     s = sub.add_parser("figure-grid", help="grid of one cell's samples")
     s.add_argument("--samples", required=True)
@@ -115,6 +154,11 @@ def add_report_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--title", default="")
     s.add_argument("--out", required=True, help="output PNG")
     s.set_defaults(func=cmd_ablation)
+
+    s = sub.add_parser("findings", help="the paper's claims with measured numbers, intervals and verdicts")
+    s.add_argument("--table", required=True, help="Table 1 CSV from `table`")
+    s.add_argument("--out", required=True, help="output Markdown")
+    s.set_defaults(func=cmd_findings)
 
     s = sub.add_parser("record", help="reproducibility record: config, git commit, packages, devices")
     s.add_argument("--config-json", required=True, help="the run's effective config, as JSON")

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-_KEYS = ("images", "seeds", "timesteps", "cosine", "grad_norm", "term_norm", "record")
+_KEYS = ("images", "seeds", "seed_index", "timesteps", "cosine", "grad_norm", "term_norm", "eps_cosine",
+         "judge_confidence", "record")
 
 
 def load_samples(path: str | os.PathLike) -> dict:

@@ -1,4 +1,8 @@
-"""Table 1: one row per (classifier, x0, adam, scale) cell, as CSV, Markdown and LaTeX."""
+"""Table 1: one row per (classifier, x0, stabiliser, scale) cell, as CSV, Markdown and LaTeX.
+
+Every metric is a mean over samples and sampling seeds with its bootstrap interval, kept
+as three columns (``m``, ``m_low``, ``m_high``) in the CSV and shown as ``m [low, high]``.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,16 @@ import pandas as pd
 
 from .atomic import write_text
 
-COLUMNS = ["classifier", "x0", "adam", "scale", "fid", "accuracy", "n", "cosine_mean", "fid_features", "target"]
+KEYS = ["classifier", "x0", "stabiliser", "adam", "scale"]
+METRICS = ["accuracy", "judge_accuracy", "fooled", "fid", "kid", "cosine_mean"]
+INFO = ["n", "seeds", "samples_per_seed", "features", "target", "confidence"]
+COLUMNS = KEYS + [c for m in METRICS for c in (m, f"{m}_low", f"{m}_high")] + INFO
+CLASSIFIER_ORDER = {"robust": 0, "nonrobust": 1}
+
+
+def stabiliser_order(name: str) -> tuple:
+    """none, adam, then EMAs by beta."""
+    return (0, 0.0) if name == "none" else (1, 0.0) if name == "adam" else (2, float(name[3:]))
 
 
 def load_cells(paths: list[str | os.PathLike]) -> pd.DataFrame:
@@ -24,18 +37,33 @@ def load_cells(paths: list[str | os.PathLike]) -> pd.DataFrame:
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"cell metrics lack columns {missing}")
-    frame = frame[COLUMNS].sort_values(["classifier", "x0", "adam", "scale"],
-                                       key=lambda c: c.map({"robust": 0, "nonrobust": 1}) if c.name == "classifier" else c)
+    order = {"classifier": lambda c: c.map(CLASSIFIER_ORDER), "stabiliser": lambda c: c.map(stabiliser_order)}
+    frame = frame[COLUMNS].sort_values(["classifier", "x0", "stabiliser", "scale"],
+                                       key=lambda c: order[c.name](c) if c.name in order else c)
     return frame.reset_index(drop=True)
 
 
-def _pretty(frame: pd.DataFrame) -> pd.DataFrame:
-    shown = frame.copy()
-    shown["accuracy"] = (shown["accuracy"] * 100).map("{:.2f}%".format)
-    shown["fid"] = shown["fid"].map("{:.3f}".format)
-    shown["cosine_mean"] = shown["cosine_mean"].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
+def _with_interval(frame: pd.DataFrame, metric: str, fmt: str, factor: float = 1.0) -> pd.Series:
+    def render(row):
+        if pd.isna(row[metric]):
+            return ""
+        value, low, high = (row[c] * factor for c in (metric, f"{metric}_low", f"{metric}_high"))
+        return f"{fmt.format(value)} [{fmt.format(low)}, {fmt.format(high)}]"
+    return frame.apply(render, axis=1)
+
+
+def pretty(frame: pd.DataFrame) -> pd.DataFrame:
+    """The table as people read it: percentages, intervals in brackets, yes/no."""
+    shown = frame[KEYS].copy()
     shown["x0"] = shown["x0"].map({True: "yes", False: "no"})
-    shown["adam"] = shown["adam"].map({True: "yes", False: "no"})
+    shown = shown.drop(columns="adam")
+    shown["scale"] = shown["scale"].map("{:g}".format)
+    shown["accuracy (guide) %"] = _with_interval(frame, "accuracy", "{:.1f}", 100)
+    shown["accuracy (judge) %"] = _with_interval(frame, "judge_accuracy", "{:.1f}", 100)
+    shown["fooled %"] = _with_interval(frame, "fooled", "{:.1f}", 100)
+    shown["FID"] = _with_interval(frame, "fid", "{:.2f}")
+    shown["KID x1000"] = _with_interval(frame, "kid", "{:.2f}", 1000)
+    shown["cosine"] = _with_interval(frame, "cosine_mean", "{:.3f}")
     return shown
 
 
@@ -46,9 +74,13 @@ def write_table(frame: pd.DataFrame, csv_path: str | os.PathLike) -> None:
     out["x0"] = out["x0"].map({True: "true", False: "false"})
     out["adam"] = out["adam"].map({True: "true", False: "false"})
     write_text(csv_path, out.to_csv(index=False))
-    features = ", ".join(sorted(frame["fid_features"].unique()))
-    note = (f"\n\nFID of {frame['n'].iloc[0]} target-class training images against as many samples, "
-            f"on {features} features; accuracy under the guiding classifier; cosine_mean is the mean over "
-            f"steps and samples of the consecutive-step cosine similarity of the guidance direction.\n")
-    write_text(csv_path.with_suffix(".md"), _pretty(frame).to_markdown(index=False, disable_numparse=True) + note)
-    write_text(csv_path.with_suffix(".tex"), _pretty(frame).to_latex(index=False, escape=True))
+    first = frame.iloc[0]
+    features = ", ".join(sorted(frame["features"].unique()))
+    note = (f"\n\nEach value: mean over {first['samples_per_seed']} samples x {first['seeds']} sampling seeds, "
+            f"[{first['confidence']:.0%} bootstrap interval over seeds and samples]. Accuracy (guide): the "
+            f"guiding classifier calls the sample {first['target']}; accuracy (judge): an independent classifier, "
+            f"never used for guidance, does; fooled: the guide does and the judge does not. FID and KID: "
+            f"{first['n']} samples against {first['n']} {first['target']} training images per seed (mean over "
+            f"seeds), on {features} features. cosine: consecutive-step cosine of the guidance direction.\n")
+    write_text(csv_path.with_suffix(".md"), pretty(frame).to_markdown(index=False, disable_numparse=True) + note)
+    write_text(csv_path.with_suffix(".tex"), pretty(frame).to_latex(index=False, escape=True))

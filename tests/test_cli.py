@@ -19,15 +19,24 @@ def assets(tmp_path_factory):
     DDPMPipeline(unet=tiny_unet(size=8), scheduler=DDPMScheduler(num_train_timesteps=20)).save_pretrained(root / "ddpm")
     save_classifier(root / "clf.pt", build_classifier(4).eval(), CLASSES, 8, "clean")
     save_classifier(root / "clf16.pt", build_classifier(4).eval(), CLASSES, 16, "clean")
+    save_classifier(root / "judge.pt", build_classifier(4, "shufflenet_v2_x0_5").eval(), CLASSES, 8, "clean",
+                    "shufflenet_v2_x0_5")
     save_dataset(root / "data.npz", build_dataset(6, 2, size=8, seed=0), seed=0, size=8)
     return root
 
 
 def _sample_args(assets, out, **over):
     args = {"--ddpm": assets / "ddpm", "--classifier": assets / "clf.pt", "--target": "baseball", "--scale": "2",
-            "--x0-hat": "true", "--adam": "true", "--num-samples": "3", "--batch-size": "2", "--steps": "4",
-            "--out": out, **over}
-    return ["sample"] + [str(x) for kv in args.items() for x in kv]
+            "--x0-hat": "true", "--stabiliser": "adam", "--num-samples": "3", "--seeds": "0 1", "--batch-size": "2",
+            "--steps": "4", "--judge": assets / "judge.pt", "--out": out, **over}
+    return ["sample"] + [x for key, value in args.items() for x in (key, *str(value).split(" "))]
+
+
+def _evaluate_args(assets, samples, out, **over):
+    args = {"--samples": samples, "--classifier": assets / "clf.pt", "--judge": assets / "judge.pt",
+            "--label": "robust", "--data": assets / "data.npz", "--n": "3", "--features": "sportballs",
+            "--feature-classifier": assets / "judge.pt", "--n-boot": "200", "--out": out, **over}
+    return ["evaluate"] + [str(x) for kv in args.items() for x in kv]
 
 
 def _no_leftovers(directory):
@@ -38,15 +47,21 @@ def test_sample_then_evaluate(assets, tmp_path):
     out = tmp_path / "cell.npz"
     assert main(_sample_args(assets, out)) == 0
     s = load_samples(out)
-    assert s["images"].shape == (3, 8, 8, 3) and s["images"].dtype == np.uint8
-    assert s["cosine"].shape == (4, 3) and s["record"]["settings"]["target"] == CLASSES.index("baseball")
+    assert s["images"].shape == (6, 8, 8, 3) and s["images"].dtype == np.uint8
+    assert s["seeds"].tolist() == [0, 1, 2, 1_000_000, 1_000_001, 1_000_002]
+    assert s["seed_index"].tolist() == [0, 0, 0, 1, 1, 1]
+    for name in ("cosine", "grad_norm", "term_norm", "eps_cosine", "judge_confidence"):
+        assert s[name].shape == (4, 6)
+    assert np.isfinite(s["judge_confidence"]).all() and s["record"]["settings"]["target"] == CLASSES.index("baseball")
     metrics = tmp_path / "cell.json"
-    assert main(["evaluate", "--samples", str(out), "--classifier", str(assets / "clf.pt"), "--label", "robust",
-                 "--data", str(assets / "data.npz"), "--n", "3", "--features", "sportballs",
-                 "--feature-classifier", str(assets / "clf.pt"), "--out", str(metrics)]) == 0
+    assert main(_evaluate_args(assets, out, metrics)) == 0
     m = json.loads(metrics.read_text())
-    assert m["classifier"] == "robust" and m["n"] == 3 and m["x0"] is True and m["adam"] is True
-    assert 0 <= m["accuracy"] <= 1 and np.isfinite(m["fid"]) and m["fid_features"].startswith("sportballs")
+    assert m["classifier"] == "robust" and m["n"] == 3 and m["seeds"] == 2 and m["x0"] is True
+    assert m["stabiliser"] == "adam" and m["adam"] is True
+    assert m["features"] == "sportballs-shufflenetv2-pool-1024"
+    for name in ("accuracy", "judge_accuracy", "fooled", "fid", "kid", "cosine_mean"):
+        assert m[f"{name}_low"] <= m[name] <= m[f"{name}_high"], name
+    assert 0 <= m["fooled"] <= min(m["accuracy"], 1 - m["judge_accuracy"]) + 1e-9
 
 
 @pytest.mark.parametrize("over, message", [
@@ -54,6 +69,8 @@ def test_sample_then_evaluate(assets, tmp_path):
     ({"--classifier": "missing.pt"}, "classifier checkpoint not found: missing.pt"),
     ({"--ddpm": "nowhere"}, "nowhere is not a DDPM pipeline directory"),
     ({"--classifier": "CLF16"}, "trained on 16 px images but the DDPM"),
+    ({"--stabiliser": "momentum"}, "unknown stabiliser 'momentum'"),
+    ({"--seeds": "3 3"}, "--seeds repeats a seed"),
 ])
 def test_bad_sampling_input_fails_with_a_clear_message(assets, tmp_path, caplog, over, message):
     over = {k: (assets / "clf16.pt" if v == "CLF16" else v) for k, v in over.items()}
@@ -75,10 +92,16 @@ def test_evaluate_refuses_more_fid_images_than_samples(assets, tmp_path, caplog)
     out = tmp_path / "cell.npz"
     assert main(_sample_args(assets, out, **{"--steps": "2"})) == 0
     metrics = tmp_path / "cell.json"
-    assert main(["evaluate", "--samples", str(out), "--classifier", str(assets / "clf.pt"), "--data",
-                 str(assets / "data.npz"), "--n", "5", "--features", "sportballs", "--feature-classifier",
-                 str(assets / "clf.pt"), "--out", str(metrics)]) == 2
-    assert "--n 5 exceeds the 3 samples" in caplog.text and not metrics.exists()
+    assert main(_evaluate_args(assets, out, metrics, **{"--n": "5"})) == 2
+    assert "--n 5 exceeds the 3 samples per seed" in caplog.text and not metrics.exists()
+
+
+def test_evaluate_needs_real_images_for_every_seed(assets, tmp_path, caplog):
+    out = tmp_path / "cell.npz"
+    assert main(_sample_args(assets, out, **{"--steps": "2", "--seeds": "0 1 2"})) == 0
+    metrics = tmp_path / "cell.json"
+    assert main(_evaluate_args(assets, out, metrics)) == 2  # 6 real baseballs, 3 seeds x 3 needed
+    assert "3 seeds x 3 need 9" in caplog.text and not metrics.exists()
 
 
 @pytest.mark.parametrize("flag", ["--steps", "--num-samples", "--batch-size"])
