@@ -22,9 +22,13 @@ def _check_config(cfg):
             f"config: sampling.steps ({cfg['sampling']['steps']}) exceeds ddpm.timesteps ({ddpm['timesteps']})"
         )
     fid_n = cfg["metrics"].get("fid_n") or cfg["sampling"]["num_samples"]
-    if fid_n > cfg["sampling"]["num_samples"] or fid_n > cfg["data"]["train_per_class"]:
+    if fid_n > cfg["sampling"]["num_samples"]:
+        raise ValueError(f"config: metrics.fid_n ({fid_n}) exceeds sampling.num_samples")
+    n_seeds = len(cfg["sampling"]["seeds"])
+    if fid_n * n_seeds > cfg["data"]["train_per_class"]:
         raise ValueError(
-            f"config: metrics.fid_n ({fid_n}) exceeds sampling.num_samples or data.train_per_class"
+            f"config: metrics.fid_n ({fid_n}) x {n_seeds} sampling.seeds exceeds data.train_per_class "
+            f"({cfg['data']['train_per_class']}): every seed needs its own real images"
         )
     metrics = cfg["metrics"]
     if metrics["fid_features"] == "inception" and not metrics.get("inception_weights"):
@@ -40,15 +44,16 @@ RUNTIME = {"device": config.get("device", "auto"), "threads": config.get("thread
 GIT_COMMIT = subprocess.run(
     ["git", "-C", workflow.basedir, "rev-parse", "HEAD"], capture_output=True, text=True
 ).stdout.strip()
-CELL = "{classifier}/x0-{x0}_adam-{adam}_s-{scale}"
-CELL_NAME = "{classifier}_x0-{x0}_adam-{adam}_s-{scale}"
+CELL = "{classifier}/x0-{x0}_{stabiliser}_s-{scale}"
+CELL_NAME = "{classifier}_x0-{x0}_{stabiliser}_s-{scale}"
 
 
 wildcard_constraints:
     classifier="robust|nonrobust",
     model="robust|nonrobust|judge",
     x0="true|false",
-    adam="true|false",
+    stabiliser=r"none|adam|ema0\.[0-9]+",
+    quantity="grad_norm|eps_cosine|judge_confidence",
     scale=r"[0-9]+(\.[0-9]+)?(e[-+]?[0-9]+)?",
 
 
@@ -62,12 +67,12 @@ def fmt_bool(value):
 
 
 def cells(section):
-    """(classifier, x0, adam, scale) of every cell of config[section] ('grid' or 'ablation')."""
+    """(classifier, x0, stabiliser, scale) of every cell of config[section] ('grid' or 'ablation')."""
     spec = config[section]
     scales = [spec["scale"]] if section == "grid" else spec["scales"]
     return [
-        dict(classifier=c, x0=fmt_bool(x), adam=fmt_bool(a), scale=fmt_scale(s))
-        for c, x, a, s in itertools.product(spec["classifiers"], spec["x0"], spec["adam"], scales)
+        dict(classifier=c, x0=fmt_bool(x), stabiliser=st, scale=fmt_scale(s))
+        for c, x, st, s in itertools.product(spec["classifiers"], spec["x0"], spec["stabilisers"], scales)
     ]
 
 
@@ -107,6 +112,7 @@ def all_outputs():
         "results/table1.csv",
         "results/table1.md",
         "results/table1.tex",
+        "results/findings.md",
         "results/classifiers.csv",
         "results/figures/classifiers.png",
         "results/figures/sportballs.png",
@@ -115,6 +121,7 @@ def all_outputs():
         "results/figures/scale_ablation.png",
         "results/run_record.json",
     ]
+    outputs += expand("results/figures/trace_{quantity}.png", quantity=TRACE_QUANTITIES)
     outputs += expand("results/figures/cosine_{classifier}.png", classifier=config["grid"]["classifiers"])
     outputs += expand("results/figures/samples_{classifier}.png", classifier=config["grid"]["classifiers"])
     outputs += [f"results/figures/grids/{CELL_NAME}.png".format(**c) for c in all_cells()]

@@ -1,7 +1,9 @@
 rule make_data:
     output:
         data="results/data/sportballs.npz",
-        sheet="results/figures/sportballs.png",
+        sheet=report(
+            "results/figures/sportballs.png", caption="captions/sportballs.rst", category="5. Classifiers and data"
+        ),
     params:
         flags=cli_flags(
             size=config["data"]["image_size"],

@@ -1,11 +1,28 @@
-# Aggregates: Table 1, the cosine figures, sample grids, the scale ablation, classifier accuracies.
+# Aggregates: Table 1, the checked claims, the gradient-trace figures, sample grids, the
+# scale ablation and the classifier accuracies. report() puts each in `snakemake --report`.
+
+CAPTIONS = "captions/"
+TRACE_QUANTITIES = ["grad_norm", "eps_cosine", "judge_confidence"]
+TRACE_TITLES = {
+    "grad_norm": "raw classifier-gradient norm over time",
+    "eps_cosine": "cosine between the guidance direction and eps over time",
+    "judge_confidence": "independent judge's confidence on x0-hat over time",
+}
+
+
+def grid_samples(classifier=None):
+    return cell_paths(f"results/samples/{CELL}.npz", "grid", classifier)
+
+
+def grid_classifiers(classifier=None):
+    return [c["classifier"] for c in cells("grid") if classifier in (None, c["classifier"])]
 
 
 rule table1:
     input:
         cell_paths(f"results/metrics/{CELL}.json", "grid"),
     output:
-        csv="results/table1.csv",
+        csv=report("results/table1.csv", caption=CAPTIONS + "table1.rst", category="1. Table 1 and claims"),
         md="results/table1.md",
         tex="results/table1.tex",
     log:
@@ -18,12 +35,29 @@ rule table1:
         "python -m gradcheck table --metrics {input} --out {output.csv} 2> {log}"
 
 
+rule findings:
+    input:
+        rules.table1.output.csv,
+    output:
+        report("results/findings.md", caption=CAPTIONS + "findings.rst", category="1. Table 1 and claims"),
+    log:
+        "results/logs/findings.log",
+    benchmark:
+        "results/benchmarks/findings.tsv"
+    conda:
+        ENV
+    shell:
+        "python -m gradcheck findings --table {input} --out {output} 2> {log}"
+
+
 rule scale_ablation:
     input:
         cell_paths(f"results/metrics/{CELL}.json", "ablation"),
     output:
-        csv="results/scale_ablation.csv",
-        figure="results/figures/scale_ablation.png",
+        csv=report("results/scale_ablation.csv", caption=CAPTIONS + "ablation.rst", category="4. Scale ablation"),
+        figure=report(
+            "results/figures/scale_ablation.png", caption=CAPTIONS + "ablation.rst", category="4. Scale ablation"
+        ),
     log:
         "results/logs/scale_ablation.log",
     benchmark:
@@ -38,12 +72,18 @@ rule scale_ablation:
 
 rule cosine_figure:
     input:
-        lambda w: cell_paths(f"results/samples/{CELL}.npz", "grid", w.classifier),
+        lambda w: grid_samples(w.classifier),
     output:
-        "results/figures/cosine_{classifier}.png",
+        report(
+            "results/figures/cosine_{classifier}.png",
+            caption=CAPTIONS + "cosine_classifier.rst",
+            category="2. Gradient diagnostics",
+            subcategory="consecutive-step cosine",
+        ),
     params:
+        classifiers=lambda w: grid_classifiers(w.classifier),
         title=lambda w: f"{w.classifier} classifier, s = {fmt_scale(config['grid']['scale'])}: "
-        "consecutive-step cosine of the guidance (mean ± std over samples)",
+        "consecutive-step cosine of the guidance",
     log:
         "results/logs/cosine_{classifier}.log",
     benchmark:
@@ -51,18 +91,48 @@ rule cosine_figure:
     conda:
         ENV
     shell:
-        "python -m gradcheck figure-cosine --samples {input} --title '{params.title}' --out {output} 2> {log}"
+        "python -m gradcheck figure-trace --quantity cosine --samples {input} --classifiers {params.classifiers} "
+        "--title {params.title:q} --out {output} 2> {log}"
+
+
+rule trace_figure:
+    input:
+        grid_samples(),
+    output:
+        report(
+            "results/figures/trace_{quantity}.png",
+            caption=CAPTIONS + "trace_{quantity}.rst",
+            category="2. Gradient diagnostics",
+            subcategory="{quantity}",
+        ),
+    params:
+        classifiers=grid_classifiers(),
+        title=lambda w: f"{TRACE_TITLES[w.quantity]}, s = {fmt_scale(config['grid']['scale'])}",
+    log:
+        "results/logs/trace_{quantity}.log",
+    benchmark:
+        "results/benchmarks/trace_{quantity}.tsv"
+    conda:
+        ENV
+    shell:
+        "python -m gradcheck figure-trace --quantity {wildcards.quantity} --samples {input} "
+        "--classifiers {params.classifiers} --title {params.title:q} --out {output} 2> {log}"
 
 
 rule cosine_baseline:
     input:
         expand(
-            "results/samples/{classifier}/x0-false_adam-false_s-{scale}.npz",
+            "results/samples/{classifier}/x0-false_none_s-{scale}.npz",
             classifier=config["grid"]["classifiers"],
             scale=fmt_scale(config["grid"]["scale"]),
         ),
     output:
-        "results/figures/cosine_baseline.png",
+        report(
+            "results/figures/cosine_baseline.png",
+            caption=CAPTIONS + "cosine_baseline.rst",
+            category="2. Gradient diagnostics",
+            subcategory="consecutive-step cosine",
+        ),
     params:
         labels=config["grid"]["classifiers"],
         title="robust vs non-robust guidance without modifications (figure 1), "
@@ -75,14 +145,19 @@ rule cosine_baseline:
         ENV
     shell:
         "python -m gradcheck figure-cosine --samples {input} --labels {params.labels} "
-        "--title '{params.title}' --out {output} 2> {log}"
+        "--title {params.title:q} --out {output} 2> {log}"
 
 
 rule sample_grid:
     input:
         f"results/samples/{CELL}.npz",
     output:
-        f"results/figures/grids/{CELL_NAME}.png",
+        report(
+            f"results/figures/grids/{CELL_NAME}.png",
+            caption=CAPTIONS + "grid.rst",
+            category="3. Samples",
+            subcategory="every cell",
+        ),
     log:
         f"results/logs/grids/{CELL_NAME}.log",
     benchmark:
@@ -95,9 +170,14 @@ rule sample_grid:
 
 rule variant_panel:
     input:
-        lambda w: cell_paths(f"results/samples/{CELL}.npz", "grid", w.classifier),
+        lambda w: grid_samples(w.classifier),
     output:
-        "results/figures/samples_{classifier}.png",
+        report(
+            "results/figures/samples_{classifier}.png",
+            caption=CAPTIONS + "samples_classifier.rst",
+            category="3. Samples",
+            subcategory="variants side by side",
+        ),
     params:
         title=lambda w: f"{w.classifier} classifier guiding towards {config['sampling']['target']}, "
         f"s = {fmt_scale(config['grid']['scale'])}",
@@ -108,7 +188,7 @@ rule variant_panel:
     conda:
         ENV
     shell:
-        "python -m gradcheck figure-panel --samples {input} --title '{params.title}' --out {output} 2> {log}"
+        "python -m gradcheck figure-panel --samples {input} --title {params.title:q} --out {output} 2> {log}"
 
 
 rule classifier_summary:
@@ -118,7 +198,9 @@ rule classifier_summary:
         judge="results/models/judge.json",
     output:
         csv="results/classifiers.csv",
-        figure="results/figures/classifiers.png",
+        figure=report(
+            "results/figures/classifiers.png", caption=CAPTIONS + "classifiers.rst", category="5. Classifiers and data"
+        ),
     log:
         "results/logs/classifiers.log",
     benchmark:

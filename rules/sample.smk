@@ -6,6 +6,7 @@ rule sample_cell:
     input:
         ddpm=rules.train_ddpm.output,
         classifier="results/models/{classifier}.pt",
+        judge="results/models/judge.pt",
     output:
         f"results/samples/{CELL}.npz",
     params:
@@ -14,7 +15,7 @@ rule sample_cell:
             num_samples=config["sampling"]["num_samples"],
             batch_size=config["sampling"]["batch_size"],
             steps=config["sampling"]["steps"],
-            seed=config["sampling"]["seed"],
+            seeds=config["sampling"]["seeds"],
         ),
         runtime=cli_flags(**RUNTIME),
     resources:
@@ -26,8 +27,8 @@ rule sample_cell:
     conda:
         ENV
     shell:
-        "python -m gradcheck sample --ddpm {input.ddpm} --classifier {input.classifier} "
-        "--scale {wildcards.scale} --x0-hat {wildcards.x0} --adam {wildcards.adam} "
+        "python -m gradcheck sample --ddpm {input.ddpm} --classifier {input.classifier} --judge {input.judge} "
+        "--scale {wildcards.scale} --x0-hat {wildcards.x0} --stabiliser {wildcards.stabiliser} "
         "{params.flags} --out {output} {params.runtime} 2> {log}"
 
 
@@ -41,8 +42,12 @@ rule evaluate_cell:
         f"results/metrics/{CELL}.json",
     params:
         fid=fid_options,
-        n=config["metrics"].get("fid_n") or config["sampling"]["num_samples"],
-        threads=RUNTIME["threads"],
+        flags=cli_flags(
+            n=config["metrics"].get("fid_n") or config["sampling"]["num_samples"],
+            n_boot=config["metrics"].get("n_boot", 1000),
+            confidence=config["metrics"].get("confidence", 0.95),
+            threads=RUNTIME["threads"],
+        ),
     log:
         f"results/logs/evaluate/{CELL}.log",
     benchmark:
@@ -51,5 +56,5 @@ rule evaluate_cell:
         ENV
     shell:
         "python -m gradcheck evaluate --samples {input.samples} --classifier {input.classifier} "
-        "--label {wildcards.classifier} --data {input.data} --n {params.n} {params.fid} "
-        "--out {output} --threads {params.threads} 2> {log}"
+        "--judge {input.judge} --label {wildcards.classifier} --data {input.data} {params.fid} "
+        "{params.flags} --out {output} 2> {log}"

@@ -22,8 +22,8 @@ rule train_ddpm:
         "{params.flags} {params.runtime} 2> {log}"
 
 
-# robust: trained on x_t (t uniform); nonrobust: on clean images; judge: clean, another seed,
-# never used for guidance (its pooled features give the FID when Inception weights are absent).
+# robust: trained on x_t (t uniform); nonrobust: on clean images; judge: clean, another seed and
+# architecture, never used for guidance (its pooled features give FID and KID without Inception).
 CLASSIFIER_MODE = {"robust": "noisy", "nonrobust": "clean", "judge": "clean"}
 
 
@@ -42,6 +42,9 @@ rule train_classifier:
             lr=config["classifiers"]["lr"],
             patience=config["classifiers"]["patience"],
             seed=config["classifiers"]["seeds"][w.model],
+            # the guides are the paper's MobileNetV3-small (the CLI default)
+            **({"architecture": config["classifiers"].get("judge_architecture", "shufflenet_v2_x0_5")}
+               if w.model == "judge" else {}),
         ),
         runtime=cli_flags(**RUNTIME),
     resources:

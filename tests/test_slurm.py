@@ -75,7 +75,7 @@ def test_tiny_workflow_through_slurm_equals_local_run(cluster, run, tmp_path):
     for name in ("table1.csv", "classifiers.csv", "scale_ablation.csv"):
         assert (workdir / "results" / name).read_text() == (run / "results" / name).read_text(), name
     local_samples = sorted((run / "results/samples").rglob("*.npz"))
-    assert len(local_samples) == 9
+    assert len(local_samples) == 13
     for local in local_samples:
         remote = workdir / local.relative_to(run)
         with np.load(local) as a, np.load(remote) as b:

@@ -30,30 +30,61 @@ def variant_config(tmp_path, name, **changes):
 
 def test_table1_has_every_cell_with_sane_values(run):
     table = pd.read_csv(run / "results/table1.csv")
-    assert {"classifier", "x0", "adam", "scale", "fid", "accuracy", "n"} <= set(table.columns)
-    assert len(table) == 8
-    cells = set(zip(table.classifier, table.x0, table.adam))
-    assert cells == {(c, x, a) for c in ("robust", "nonrobust") for x in (True, False) for a in (True, False)}
-    assert (table.scale == 5).all() and (table.n == 8).all()
-    assert table.accuracy.between(0, 1).all() and (table.fid >= -1e-6).all() and table.fid.notna().all()
-    assert table.fid_features.str.startswith("sportballs").all()
+    assert len(table) == 12
+    cells = set(zip(table.classifier, table.x0, table.stabiliser))
+    assert cells == {(c, x, st) for c in ("robust", "nonrobust") for x in (True, False)
+                     for st in ("none", "adam", "ema0.9")}
+    assert (table.adam == (table.stabiliser == "adam")).all()
+    assert (table.scale == 5).all() and (table.n == 8).all() and (table.seeds == 2).all()
+    for metric in ("accuracy", "judge_accuracy", "fooled", "fid", "kid", "cosine_mean"):
+        assert table[metric].notna().all(), metric
+        assert (table[f"{metric}_low"] <= table[metric] + 1e-12).all(), metric
+        assert (table[metric] <= table[f"{metric}_high"] + 1e-12).all(), metric
+    assert table.accuracy.between(0, 1).all() and (table.fid >= -1e-6).all()
+    assert table.features.str.startswith("sportballs-shufflenetv2").all()
     md = (run / "results/table1.md").read_text()
-    assert sum(line.startswith("|") for line in md.splitlines()) == 10  # header, rule, 8 cells
-    assert "FID of 8 target-class" in md
+    assert sum(line.startswith("|") for line in md.splitlines()) == 14  # header, rule, 12 cells
+    assert "8 samples x 2 sampling seeds" in md and "[95% bootstrap interval" in md
     assert "\\begin{tabular}" in (run / "results/table1.tex").read_text()
+
+
+def test_findings_give_a_verdict_for_every_claim_from_the_table(run):
+    text = (run / "results/findings.md").read_text()
+    verdicts = re.findall(r"^\| (.+?) \| \*\*(.+?)\*\* \|$", text, flags=re.M)
+    assert len(verdicts) == 7
+    assert {v for _, v in verdicts} <= {"holds", "does not hold", "inconclusive"}
+    table = pd.read_csv(run / "results/table1.csv")
+    robust = table[(table.classifier == "robust") & ~table.x0 & (table.stabiliser == "none")].iloc[0]
+    shown = f"{robust.judge_accuracy * 100:.1f} [{robust.judge_accuracy_low * 100:.1f}, " \
+            f"{robust.judge_accuracy_high * 100:.1f}]"
+    assert shown in text  # the numbers beside the verdicts are the table's
 
 
 def test_every_figure_is_a_valid_image(run):
     figures = sorted((run / "results/figures").rglob("*.png"))
     names = {p.name for p in figures}
     assert {"cosine_robust.png", "cosine_nonrobust.png", "cosine_baseline.png", "scale_ablation.png",
-            "classifiers.png", "sportballs.png", "samples_robust.png"} <= names
-    assert len(list((run / "results/figures/grids").glob("*.png"))) == 9  # 8 grid cells + the s=0 ablation cell
+            "classifiers.png", "sportballs.png", "samples_robust.png", "trace_grad_norm.png",
+            "trace_eps_cosine.png", "trace_judge_confidence.png"} <= names
+    assert len(list((run / "results/figures/grids").glob("*.png"))) == 13  # 12 grid cells + the s=0 ablation cell
     for path in figures:
         with Image.open(path) as img:
             img.verify()
         with Image.open(path) as img:
             assert img.width >= 32 and img.height >= 32
+
+
+def test_report_holds_every_table_and_figure_with_captions(run, tmp_path):
+    report = tmp_path / "report.html"
+    snakemake(run, "--report", str(report))
+    html = report.read_text(errors="replace")
+    for category in ("Table 1 and claims", "Gradient diagnostics", "Samples", "Scale ablation",
+                     "Classifiers and data"):
+        assert category in html, category
+    for name in ("table1.csv", "findings.md", "trace_judge_confidence.png", "cosine_baseline.png",
+                 "scale_ablation.png", "classifiers.png"):
+        assert name in html, name
+    assert "central 90%" in html and "bootstrap interval" in html
 
 
 def test_every_rule_logged(run):
@@ -84,7 +115,7 @@ def test_changing_the_data_seed_reruns_everything_downstream(run, tmp_path):
 def test_naming_one_figure_builds_only_what_it_needs(tmp_path):
     proc = snakemake(tmp_path, "-n", "results/figures/cosine_nonrobust.png")
     assert planned_rules(proc) == {"make_data", "train_ddpm", "train_classifier", "sample_cell", "cosine_figure"}
-    assert "results/models/robust.pt" not in proc.stdout and "results/models/judge.pt" not in proc.stdout
+    assert "results/models/robust.pt" not in proc.stdout and "results/models/judge.pt" in proc.stdout
 
 
 @pytest.mark.parametrize("change, key", [
@@ -110,7 +141,7 @@ def test_run_record_traces_the_table_to_its_run(run):
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     assert record["git"]["commit"] == head
     assert record["packages"]["torch"] == "2.14.1" and record["packages"]["diffusers"] == "0.42.1"
-    assert len(record["jobs"]) == 4 + 9  # DDPM, three classifiers, nine sampling cells
+    assert len(record["jobs"]) == 4 + 13  # DDPM, three classifiers, 13 sampling cells
     assert {job["device"] for job in record["jobs"].values()} == {"cpu"}
 
 
