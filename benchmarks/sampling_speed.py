@@ -1,8 +1,8 @@
-"""Seconds per sampling step for unguided, plain guidance, x0-hat and x0-hat + ADAM.
+"""Seconds per sampling step for unguided, plain guidance, x0-hat, the stabilisers and the judge.
 
 Run:  python benchmarks/sampling_speed.py [--unet cpu|paper] [--batch 64] [--steps 10] [--device auto]
 
-The four variants are timed in one run on the same models (the CPU-default UNet of 2.5M
+The variants are timed in one run on the same models (the CPU-default UNet of 2.5M
 parameters at 32 px, or with --unet paper the paper's 22.4M UNet at 64 px, and a
 MobileNetV3-small), interleaved over several repeats, and each is
 reported as a ratio to unguided: ratios taken in one run are comparable across machines,
@@ -26,11 +26,14 @@ UNETS = {  # (UNet, image size): config.yaml's and configs/paper.yaml's
     "cpu": (UNetConfig(), 32),
     "paper": (UNetConfig((64, 128, 192, 256), 2, (False, True, True, True)), 64),
 }
+# name -> (settings, with the judge watching x0-hat at every step, as the workflow samples)
 VARIANTS = {
-    "unguided": GuidanceSettings(scale=0.0),
-    "guidance": GuidanceSettings(scale=10.0, target=3),
-    "x0-hat": GuidanceSettings(scale=10.0, target=3, x0_hat=True),
-    "x0-hat + ADAM": GuidanceSettings(scale=10.0, target=3, x0_hat=True, adam=True),
+    "unguided": (GuidanceSettings(scale=0.0), False),
+    "guidance": (GuidanceSettings(scale=10.0, target=3), False),
+    "x0-hat": (GuidanceSettings(scale=10.0, target=3, x0_hat=True), False),
+    "x0-hat + ADAM": (GuidanceSettings(scale=10.0, target=3, x0_hat=True, stabiliser="adam"), False),
+    "x0-hat + EMA0.9": (GuidanceSettings(scale=10.0, target=3, x0_hat=True, stabiliser="ema0.9"), False),
+    "guidance + judge": (GuidanceSettings(scale=10.0, target=3), True),
 }
 
 
@@ -47,34 +50,35 @@ def main() -> None:
     unet_config, size = UNETS[a.unet]
     unet = build_unet(unet_config, size).to(device).eval().requires_grad_(False)
     classifier = build_classifier(4).to(device).eval().requires_grad_(False)
+    judge = build_classifier(4, "shufflenet_v2_x0_5").to(device).eval().requires_grad_(False)
     scheduler = build_scheduler(1000)
     gens = sample_generators(list(range(a.batch)))
     noise = initial_noise(gens, (3, size, size), device)
 
-    def once(settings):
+    def once(settings, watched):
         if device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
         guided_sample(unet, scheduler, classifier, noise, settings, sample_generators(list(range(a.batch))),
-                      a.steps, progress=False)
+                      a.steps, progress=False, judge=judge if watched else None)
         if device.type == "cuda":
             torch.cuda.synchronize()
         return (time.perf_counter() - start) / a.steps
 
-    for settings in VARIANTS.values():  # warm-up
-        once(settings)
+    for variant in VARIANTS.values():  # warm-up
+        once(*variant)
     times = {name: [] for name in VARIANTS}
     for _ in range(a.repeats):  # interleaved, so drift in machine load hits every variant alike
-        for name, settings in VARIANTS.items():
-            times[name].append(once(settings))
+        for name, variant in VARIANTS.items():
+            times[name].append(once(*variant))
     base = statistics.median(times["unguided"])
     n_params = sum(p.numel() for p in unet.parameters()) / 1e6
     print(f"device {device}, {a.unet} UNet ({n_params:.1f}M), batch {a.batch}, {size} px, "
           f"{a.steps} steps x {a.repeats} repeats, torch threads {torch.get_num_threads()}")
-    print(f"{'variant':<16}{'s/step (median)':>16}{'x unguided':>12}")
+    print(f"{'variant':<18}{'s/step (median)':>16}{'x unguided':>12}")
     for name, ts in times.items():
         med = statistics.median(ts)
-        print(f"{name:<16}{med:>16.4f}{med / base:>12.2f}")
+        print(f"{name:<18}{med:>16.4f}{med / base:>12.2f}")
 
 
 if __name__ == "__main__":
