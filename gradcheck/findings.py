@@ -164,7 +164,7 @@ def render(results: list[dict], frame: pd.DataFrame, source: str) -> str:
         f"{first['samples_per_seed']} samples x {first['seeds']} sampling seeds with its "
         f"{first['confidence']:.0%} bootstrap interval (guidance scale s = {first['scale']:g}, "
         f"target {first['target']}). Verdicts follow from the intervals alone: see `gradcheck/findings.py`. "
-        f"\"Changes little\" and \"approaches\" allow {ACCURACY_MARGIN:.0%} points.",
+        f"\"Changes little\" and \"approaches\" allow {ACCURACY_MARGIN * 100:.0f} percentage points of accuracy.",
         "",
         "| claim | verdict |",
         "| --- | --- |",

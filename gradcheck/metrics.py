@@ -101,7 +101,12 @@ def kernel_inception_distance(real: np.ndarray, fake: np.ndarray, feature: torch
     with warnings.catch_warnings():  # "saves all extracted features": a few hundred here
         warnings.filterwarnings("ignore", "Metric `Kernel Inception Distance`", UserWarning)
         metric = KernelInceptionDistance(feature=feature, subsets=1, subset_size=subset, normalize=False)
-    mean, _ = _fill(metric, real, fake, batch_size).compute()
+    _fill(metric, real, fake, batch_size)
+    # compute() draws its subset with torch.randperm: a fixed seed keeps the order of the
+    # float sums, and so the last digits, the same from run to run.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        mean, _ = metric.compute()
     return float(mean)
 
 

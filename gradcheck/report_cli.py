@@ -23,28 +23,25 @@ def _cell(path) -> dict:
             "images": s["images"], "trace": s}
 
 
+def _named_cells(names: list[str], paths: list[str], what: str) -> list[tuple[str, dict]]:
+    if len(names) != len(paths):
+        raise ValueError(f"{len(names)} {what} for {len(paths)} sample files")
+    return [(name, _cell(path)) for name, path in zip(names, paths)]
+
+
 def cmd_cosine(a):
     from .plots import CLASSIFIER_COLOURS, cosine_figure
 
-    if len(a.labels) != len(a.samples):
-        raise ValueError(f"{len(a.labels)} labels for {len(a.samples)} sample files")
-    curves = []
-    for label, path in zip(a.labels, a.samples):
-        cell = _cell(path)
-        curves.append({"label": label, "timesteps": cell["timesteps"], "values": cell["trace"]["cosine"],
-                       "colour": CLASSIFIER_COLOURS.get(label)})
+    curves = [{"label": label, "timesteps": cell["timesteps"], "values": cell["trace"]["cosine"],
+               "colour": CLASSIFIER_COLOURS.get(label)} for label, cell in _named_cells(a.labels, a.samples, "labels")]
     cosine_figure(curves, a.out, a.title)
 
 
 def cmd_trace(a):
     from .plots import trace_figure
 
-    if len(a.classifiers) != len(a.samples):
-        raise ValueError(f"{len(a.classifiers)} --classifiers for {len(a.samples)} sample files")
-    cells = []
-    for clf, path in zip(a.classifiers, a.samples):
-        cell = _cell(path)
-        cells.append({**cell, "classifier": clf, "values": cell["trace"][a.quantity]})
+    cells = [{**cell, "classifier": clf, "values": cell["trace"][a.quantity]}
+             for clf, cell in _named_cells(a.classifiers, a.samples, "--classifiers")]
     trace_figure(cells, a.quantity, a.out, a.title)
 
 

@@ -54,6 +54,15 @@ def test_kid_through_torchmetrics_equals_direct_computation():
     expected = _reference_kid(flat(real), flat(fake))
     assert kernel_inception_distance(real, fake, FlatFeatures()) == pytest.approx(expected, rel=1e-6)
     assert image_features(real, FlatFeatures()) == pytest.approx(flat(real))
+    # the same value bit for bit whatever the global RNG state, which it leaves alone
+    values = set()
+    for seed in range(3):
+        torch.manual_seed(seed)
+        expected_next = torch.rand(1)
+        torch.manual_seed(seed)
+        values.add(kernel_inception_distance(real, fake, FlatFeatures()))
+        assert torch.equal(torch.rand(1), expected_next)
+    assert len(values) == 1
     with pytest.raises(ValueError, match="at least 2 images"):
         kernel_inception_distance(real[:1], fake[:1], FlatFeatures())
 
