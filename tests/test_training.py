@@ -5,7 +5,7 @@ from diffusers import DDPMPipeline
 
 from gradcheck.checkpoint import CheckpointError
 from gradcheck.classifier import ClassifierTrainConfig, load_classifier, save_classifier, train_classifier
-from gradcheck.data import build_dataset, images_to_tensor
+from gradcheck.data import CLASSES, build_dataset, images_to_tensor
 from gradcheck.ddpm import DDPMTrainConfig, UNetConfig, build_scheduler, load_pipeline, train_ddpm
 
 SMALL_UNET = UNetConfig(block_out_channels=(32, 32), layers_per_block=1, attention=(False, False))
@@ -74,7 +74,8 @@ def test_classifier_learns_and_reports_both_accuracies(tmp_path, data):
     assert report["monitor"] == "noisy_accuracy" and 0 <= report["noisy_accuracy"] <= 1
     save_classifier(tmp_path / "c.pt", model, ("a", "b", "c", "d"), 16, "noisy")
     loaded, meta = load_classifier(tmp_path / "c.pt")
-    assert meta == {"classes": ["a", "b", "c", "d"], "image_size": 16, "mode": "noisy"}
+    assert meta == {"classes": ["a", "b", "c", "d"], "image_size": 16, "mode": "noisy",
+                    "architecture": "mobilenet_v3_small"}
     torch.testing.assert_close(loaded(xv[:4]), model.eval()(xv[:4]))
 
 
@@ -87,13 +88,20 @@ def test_corrupt_classifier_checkpoint_names_the_file(tmp_path):
         load_classifier(tmp_path / "missing.pt")
 
 
-def test_clean_classifier_is_accurate_in_eval_mode():
-    """Guards the BatchNorm recalibration: without it, eval-mode MobileNetV3 collapses to one class."""
+@pytest.mark.parametrize("architecture", ["mobilenet_v3_small", "shufflenet_v2_x0_5"])
+def test_clean_classifier_is_accurate_in_eval_mode(architecture, tmp_path):
+    """Guards the BatchNorm recalibration: without it, eval-mode MobileNetV3 collapses to one class.
+    The judge's ShuffleNetV2 must learn as well, and load back as itself."""
     data = build_dataset(100, 25, size=16, seed=3)
     scheduler = build_scheduler(50)
     x, y = images_to_tensor(data["train_images"]), torch.as_tensor(data["train_labels"])
     xv, yv = images_to_tensor(data["val_images"]), torch.as_tensor(data["val_labels"])
-    cfg = ClassifierTrainConfig(mode="clean", epochs=4, batch_size=32, lr=5e-3, patience=10, seed=0)
+    cfg = ClassifierTrainConfig(mode="clean", epochs=8, batch_size=32, lr=5e-3, patience=10, seed=0,
+                                architecture=architecture)
     model, report = train_classifier(x, y, xv, yv, scheduler, cfg, 4, torch.device("cpu"))
-    assert report["clean_accuracy"] >= 0.9
+    assert report["clean_accuracy"] >= 0.9 and report["architecture"] == architecture
     assert not model.training
+    save_classifier(tmp_path / "c.pt", model, CLASSES, 16, "clean", architecture)
+    loaded, meta = load_classifier(tmp_path / "c.pt")
+    assert meta["architecture"] == architecture
+    torch.testing.assert_close(loaded(xv[:4]), model(xv[:4]))
