@@ -101,7 +101,7 @@ rule trace_figure:
     output:
         report(
             "results/figures/trace_{quantity}.png",
-            caption=CAPTIONS + "trace_{quantity}.rst",
+            caption=CAPTIONS + "trace.rst",
             category="2. Gradient diagnostics",
             subcategory="{quantity}",
         ),
