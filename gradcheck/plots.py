@@ -25,7 +25,7 @@ X0_STYLES = {False: "-", True: "--"}
 # What each trace quantity is called on an axis, and how it is scaled.
 TRACE_AXES = {
     "cosine": ("cos(g_t, g_t+1)", "linear", (-0.3, 1.05)),
-    "grad_norm": ("||grad log p(y | x_in)||  (raw, before any stabiliser)", "log", None),
+    "grad_norm": ("raw ||grad log p(y | x_in)||", "log", None),
     "eps_cosine": ("cos(applied guidance, eps)", "linear", (-1.05, 1.05)),
     "judge_confidence": ("judge's p(y | x0_hat)", "linear", (-0.02, 1.02)),
 }
