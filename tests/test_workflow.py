@@ -136,8 +136,13 @@ def test_bad_config_stops_before_any_job_naming_the_key(tmp_path, change, key):
 def test_run_record_traces_the_table_to_its_run(run):
     import json
 
+    from snakemake.utils import validate
+
     record = json.loads((run / "results/run_record.json").read_text())
-    assert record["config"] == yaml.safe_load(TINY.read_text())
+    effective = yaml.safe_load(TINY.read_text())
+    validate(effective, str(REPO / "configs/schema.yaml"))  # fills in the schema's defaults, as the run did
+    assert "confidence" not in yaml.safe_load(TINY.read_text())["metrics"]  # so a default is checked too
+    assert record["config"] == effective
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     assert record["git"]["commit"] == head
     assert record["packages"]["torch"] == "2.14.1" and record["packages"]["diffusers"] == "0.42.1"
