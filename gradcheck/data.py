@@ -1,13 +1,19 @@
 """SportBalls: the paper's synthetic data set (Appendix A), drawn procedurally.
 
 One sport ball per image on a white background, at a random position (always fully
-inside the image), rotation and scale. The four classes share shape and size
-distribution and differ only in colour and pattern, as in the paper. The paper used
-Freepik icons; we draw look-alikes with PIL so that no image file is needed.
+inside the image), rotation and scale. The classes share shape and size distribution
+and differ only in colour and pattern, as in the paper. The paper used Freepik icons; we
+draw look-alikes with PIL so that no image file is needed.
 
-Every image has its own random generator derived from (seed, split, class, j) with
-``numpy.random.SeedSequence``: the j-th ball of a class is the same whatever the number
-of images asked for, so a larger data set is a superset of a smaller one.
+The class set (any two or more of :data:`BALLS`, in any order: label i is ``classes[i]``)
+and the range of ball diameters are options; the defaults :data:`CLASSES` and
+:data:`SCALE_RANGE` give this project's data set. The authors' variant is
+``classes=("baseball", "basketball", "volleyball", "soccer"), scale_range=(0.15, 0.40)``.
+
+Every image has its own random generator derived from (seed, split, ball, j) with
+``numpy.random.SeedSequence``, where ball is the ball's index in :data:`BALLS` (not its
+label): the j-th ball of a kind is the same whatever the number of images asked for or
+the class order, so a larger data set is a superset of a smaller one.
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ from gradcheck.atomic import atomic_path
 if TYPE_CHECKING:
     import torch
 
-CLASSES: tuple[str, ...] = ("basketball", "soccer", "tennis", "baseball")
+# Every ball that can be drawn. Append only: a ball's index here keys its images' seeds.
+BALLS: tuple[str, ...] = ("basketball", "soccer", "tennis", "baseball", "volleyball")
+CLASSES: tuple[str, ...] = BALLS[:4]  # the default class set, label i = CLASSES[i]
 
 SUPERSAMPLE = 4  # draw at 4x and box-filter down: anti-aliasing without spill past the ball
 SCALE_RANGE = (0.40, 0.75)  # ball diameter as a fraction of the image side
@@ -36,11 +44,42 @@ _WHITE = (255, 255, 255)
 _ARRAY_KEYS = ("train_images", "train_labels", "val_images", "val_labels")
 
 
-def class_index(name: str) -> int:
+def class_index(name: str, classes: tuple[str, ...] = CLASSES) -> int:
     try:
-        return CLASSES.index(name)
+        return tuple(classes).index(name)
     except ValueError:
-        raise ValueError(f"unknown class {name!r}; valid classes: {', '.join(CLASSES)}") from None
+        raise ValueError(f"unknown class {name!r}; valid classes: {', '.join(classes)}") from None
+
+
+def check_classes(classes) -> tuple[str, ...]:
+    """``classes`` as a tuple of names, or a ValueError naming what is wrong with it."""
+    if isinstance(classes, str) or not hasattr(classes, "__iter__"):
+        raise ValueError(f"classes must be a list of ball names, got {classes!r}")
+    names = tuple(str(c) for c in classes)
+    for name in names:
+        if name not in BALLS:
+            raise ValueError(f"unknown class {name!r}; valid classes: {', '.join(BALLS)}")
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate class {', '.join(map(repr, duplicates))} in classes {list(names)}")
+    if len(names) < 2:
+        raise ValueError(f"need at least 2 classes, got {list(names)}")
+    return names
+
+
+def check_scale_range(scale_range, size: int | None = None) -> tuple[float, float]:
+    """(low, high) ball diameters as fractions of the image side: 0 < low <= high <= 1, and at
+    ``size`` px the largest ball must leave the MARGIN free on both sides."""
+    try:
+        low, high = (float(v) for v in scale_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"scale_range must be two numbers (low, high), got {scale_range!r}") from None
+    if not (np.isfinite(low) and np.isfinite(high) and 0 < low <= high <= 1):
+        raise ValueError(f"scale_range must satisfy 0 < low <= high <= 1, got {scale_range!r}")
+    if size is not None and high * size > size - 2 * MARGIN + 1e-9:
+        raise ValueError(f"scale_range high {high:g} leaves no {MARGIN:g} px margin at {size} px "
+                         f"(at most {(size - 2 * MARGIN) / size:g}), got {scale_range!r}")
+    return low, high
 
 
 # --- drawing -------------------------------------------------------------------------
@@ -126,21 +165,60 @@ def _baseball(d: ImageDraw.ImageDraw, b: _Ball) -> None:
                 d.line([start, end], fill=red, width=b.px(0.04))
 
 
+def _volleyball(d: ImageDraw.ImageDraw, b: _Ball) -> None:
+    """Three families of curved panels, 120 degrees apart: one blue, one yellow, one white.
+
+    Seam k is the arc of the circle of radius R centred at C_k = R (cos t_k, sin t_k) that
+    passes through the ball's centre; family k fills the part of the ball inside circle k
+    and outside circle k+1 (the three parts tile the disc exactly). Two more seams parallel
+    to seam k, at depths W and 2W, cut family k into three strips running from the
+    neighbouring seam to the rim. Painted per canvas pixel through masks.
+    """
+    radius, width, half = 1.6, 0.3, 0.025  # R, W and the seams' half-width, in unit-disc coords
+    x0, y0 = int(np.floor(b.cx - b.r)) - 1, int(np.floor(b.cy - b.r)) - 1
+    n = int(np.ceil(2 * b.r)) + 3
+    qx, qy = np.meshgrid(np.arange(x0, x0 + n) + 0.5 - b.cx, np.arange(y0, y0 + n) + 0.5 - b.cy)
+    x = (qx * b.cos + qy * b.sin) / b.r  # the inverse of _Ball.pt: canvas -> unit disc
+    y = (-qx * b.sin + qy * b.cos) / b.r
+    t = np.pi / 2 + np.arange(3) * 2 * np.pi / 3
+    rho = np.stack([np.hypot(x - radius * np.cos(a), y - radius * np.sin(a)) for a in t])  # distance to C_k
+    strips = np.array([radius - width, radius - 2 * width])[:, None, None]
+    seams = np.zeros(x.shape, dtype=bool)
+    for k, colour in enumerate(((25, 85, 185), (250, 205, 25), (255, 255, 255))):
+        inside, outside_next = rho[k] < radius, rho[(k + 1) % 3] >= radius
+        family = inside & outside_next
+        d.bitmap((x0, y0), Image.fromarray(np.where(family, 255, 0).astype(np.uint8), "L"), fill=colour)
+        seams |= (np.abs(rho[k] - radius) < half) & outside_next  # seam k, centre to rim
+        seams |= (np.abs(rho[k] - strips).min(axis=0) < half) & inside & (rho[(k + 1) % 3] >= radius - half)
+    d.bitmap((x0, y0), Image.fromarray(np.where(seams, 255, 0).astype(np.uint8), "L"), fill=(40, 50, 80))
+
+
 # fill, pattern, rim colour, rim width (fraction of the diameter)
 _STYLES = {
-    0: ((232, 112, 28), _basketball, (70, 35, 15), 0.04),
-    1: ((255, 255, 255), _soccer, (25, 25, 25), 0.05),
-    2: ((200, 228, 45), _tennis, (140, 165, 25), 0.03),
-    3: ((248, 242, 226), _baseball, (110, 105, 100), 0.04),
+    "basketball": ((232, 112, 28), _basketball, (70, 35, 15), 0.04),
+    "soccer": ((255, 255, 255), _soccer, (25, 25, 25), 0.05),
+    "tennis": ((200, 228, 45), _tennis, (140, 165, 25), 0.03),
+    "baseball": ((248, 242, 226), _baseball, (110, 105, 100), 0.04),
+    "volleyball": ((255, 255, 255), _volleyball, (30, 60, 120), 0.035),
 }
+assert set(_STYLES) == set(BALLS)
 
 
-def draw_ball(label: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    """One (size, size, 3) uint8 image of class ``label``; all randomness comes from ``rng``."""
-    if label not in _STYLES:
-        raise ValueError(f"label must be in 0..{len(CLASSES) - 1}, got {label!r}")
-    fill, pattern, rim, rim_width = _STYLES[label]
-    diameter = rng.uniform(*SCALE_RANGE) * size
+def draw_ball(label: int, size: int, rng: np.random.Generator, classes: tuple[str, ...] = CLASSES,
+              scale_range: tuple[float, float] = SCALE_RANGE) -> np.ndarray:
+    """One (size, size, 3) uint8 image of ``classes[label]``; all randomness comes from ``rng``.
+
+    The ball's diameter is drawn uniformly from ``scale_range`` (fractions of ``size``).
+    """
+    classes = check_classes(classes)
+    if not isinstance(label, (int, np.integer)) or not 0 <= label < len(classes):
+        raise ValueError(f"label must be in 0..{len(classes) - 1}, got {label!r}")
+    return _draw(classes[label], size, rng, check_scale_range(scale_range, size))
+
+
+def _draw(name: str, size: int, rng: np.random.Generator, scale_range: tuple[float, float]) -> np.ndarray:
+    fill, pattern, rim, rim_width = _STYLES[name]
+    diameter = rng.uniform(*scale_range) * size
     lo, hi = diameter / 2 + MARGIN, size - diameter / 2 - MARGIN
     cx, cy = rng.uniform(lo, hi, size=2)
     angle = rng.uniform(0, 2 * np.pi)
@@ -164,27 +242,36 @@ def draw_ball(label: int, size: int, rng: np.random.Generator) -> np.ndarray:
 # --- data sets -----------------------------------------------------------------------
 
 
-def _make(n_per_class: int, size: int, seed: int, stream: int) -> tuple[np.ndarray, np.ndarray]:
+def _make(n_per_class: int, size: int, seed: int, stream: int, classes: tuple[str, ...],
+          scale_range: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
     if n_per_class < 0 or size < 8:
         raise ValueError(f"need n_per_class >= 0 and size >= 8, got {n_per_class} and {size}")
-    labels = np.repeat(np.arange(len(CLASSES), dtype=np.int64), n_per_class)
-    js = np.tile(np.arange(n_per_class), len(CLASSES))
+    classes, scale_range = check_classes(classes), check_scale_range(scale_range, size)
+    labels = np.repeat(np.arange(len(classes), dtype=np.int64), n_per_class)
+    js = np.tile(np.arange(n_per_class), len(classes))
     images = np.empty((len(labels), size, size, 3), dtype=np.uint8)
     for i, (label, j) in enumerate(zip(labels.tolist(), js.tolist())):
-        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(stream, 0, label, j)))
-        images[i] = draw_ball(label, size, rng)
+        ball = BALLS.index(classes[label])  # keyed by the ball, not the label: CLASSES keeps its images
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(stream, 0, ball, j)))
+        images[i] = _draw(classes[label], size, rng, scale_range)
     order = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(stream, 1))).permutation(len(labels))
     return images[order], labels[order]
 
 
-def make_images(n_per_class: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A balanced, shuffled set: images (4n, size, size, 3) uint8 and labels (4n,) int64."""
-    return _make(n_per_class, size, seed, _TRAIN)
+def make_images(n_per_class: int, size: int, seed: int, classes: tuple[str, ...] = CLASSES,
+                scale_range: tuple[float, float] = SCALE_RANGE) -> tuple[np.ndarray, np.ndarray]:
+    """A balanced, shuffled set of k = len(classes) classes: images (kn, size, size, 3) uint8
+    and labels (kn,) int64, label i meaning ``classes[i]``."""
+    return _make(n_per_class, size, seed, _TRAIN, classes, scale_range)
 
 
-def build_dataset(n_train_per_class: int, n_val_per_class: int, size: int, seed: int) -> dict[str, np.ndarray]:
-    train_images, train_labels = _make(n_train_per_class, size, seed, _TRAIN)
-    val_images, val_labels = _make(n_val_per_class, size, seed, _VAL)
+def build_dataset(n_train_per_class: int, n_val_per_class: int, size: int, seed: int,
+                  classes: tuple[str, ...] = CLASSES,
+                  scale_range: tuple[float, float] = SCALE_RANGE) -> dict[str, np.ndarray]:
+    """Training and validation sets (see :func:`make_images`); pass the same ``classes`` and
+    ``scale_range`` to :func:`save_dataset`."""
+    train_images, train_labels = _make(n_train_per_class, size, seed, _TRAIN, classes, scale_range)
+    val_images, val_labels = _make(n_val_per_class, size, seed, _VAL, classes, scale_range)
     return {
         "train_images": train_images,
         "train_labels": train_labels,
@@ -193,14 +280,26 @@ def build_dataset(n_train_per_class: int, n_val_per_class: int, size: int, seed:
     }
 
 
-def save_dataset(path: str | os.PathLike, data: dict[str, np.ndarray], *, seed: int, size: int) -> None:
+def save_dataset(path: str | os.PathLike, data: dict[str, np.ndarray], *, seed: int, size: int,
+                 classes: tuple[str, ...] = CLASSES, scale_range: tuple[float, float] = SCALE_RANGE) -> None:
+    classes, scale_range = check_classes(classes), check_scale_range(scale_range, size)
     arrays = {key: np.asarray(data[key]) for key in _ARRAY_KEYS}
+    for split in ("train", "val"):
+        labels = arrays[f"{split}_labels"]
+        if labels.size and not 0 <= labels.min() <= labels.max() < len(classes):
+            raise ValueError(f"{split} labels span {labels.min()}..{labels.max()} but there are "
+                             f"{len(classes)} classes {list(classes)}")
     with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file handle: numpy adds no ".npz"
-        np.savez_compressed(f, **arrays, classes=np.array(CLASSES), seed=np.int64(seed), size=np.int64(size))
+        np.savez_compressed(f, **arrays, classes=np.array(classes), scale_range=np.array(scale_range),
+                            seed=np.int64(seed), size=np.int64(size))
 
 
 def load_dataset(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read a file written by :func:`save_dataset`, checking that it is whole and complete."""
+    """Read a file written by :func:`save_dataset`, checking that it is whole and complete.
+
+    ``classes`` may be any list of known balls; files from before ``scale_range`` was
+    stored get :data:`SCALE_RANGE`, the only range there was then.
+    """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"SportBalls data set not found: {path}")
     try:
@@ -211,12 +310,26 @@ def load_dataset(path: str | os.PathLike) -> dict[str, np.ndarray]:
     missing = [k for k in (*_ARRAY_KEYS, "classes", "seed", "size") if k not in data]
     if missing:
         raise ValueError(f"{path} lacks the arrays {missing}; regenerate it")
-    if tuple(data["classes"].tolist()) != CLASSES:
-        raise ValueError(f"{path} has classes {data['classes'].tolist()}, expected {list(CLASSES)}")
+    classes = data["classes"]
+    if classes.ndim != 1 or len(classes) == 0 or classes.dtype.kind != "U":
+        raise ValueError(f"{path}: classes must be a non-empty list of names, got {classes.tolist()!r}")
+    unknown = [c for c in classes.tolist() if c not in BALLS]
+    if unknown or len(set(classes.tolist())) != len(classes):
+        raise ValueError(f"{path} has classes {classes.tolist()}: "
+                         + (f"unknown {unknown}; valid classes: {', '.join(BALLS)}" if unknown else "duplicates"))
+    if "scale_range" not in data:
+        data["scale_range"] = np.array(SCALE_RANGE)
+    try:
+        check_scale_range(data["scale_range"].tolist())
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
     for split in ("train", "val"):
         images, labels = data[f"{split}_images"], data[f"{split}_labels"]
         if images.ndim != 4 or images.dtype != np.uint8 or len(images) != len(labels):
             raise ValueError(f"{path}: {split} arrays are malformed ({images.shape} {images.dtype}, {labels.shape})")
+        if labels.size and (labels.dtype.kind not in "iu" or not 0 <= labels.min() <= labels.max() < len(classes)):
+            raise ValueError(f"{path}: {split} labels ({labels.dtype}, {labels.min()}..{labels.max()}) "
+                             f"are not all in 0..{len(classes) - 1} ({len(classes)} classes)")
     return data
 
 
@@ -241,19 +354,24 @@ def sheet_zoom(size: int) -> int:
     return max(2, -(-64 // size))
 
 
-def contact_sheet(images: np.ndarray, labels: np.ndarray, path: str | os.PathLike, per_class: int = 8) -> None:
-    """PNG grid, one row per class with its name on the left and up to ``per_class`` examples."""
+def contact_sheet(images: np.ndarray, labels: np.ndarray, path: str | os.PathLike, per_class: int = 8,
+                  classes: tuple[str, ...] = CLASSES) -> None:
+    """PNG grid, one row per class of ``classes`` (the data set's own list, label i =
+    ``classes[i]``) with its name on the left and up to ``per_class`` examples."""
+    classes = tuple(str(c) for c in classes)
+    if len(labels) and not 0 <= labels.min() <= labels.max() < len(classes):
+        raise ValueError(f"labels span {labels.min()}..{labels.max()} but there are {len(classes)} classes")
     size = images.shape[1]
     cell = size * sheet_zoom(size)
     width = SHEET_LABEL_WIDTH + per_class * (cell + SHEET_GAP) + SHEET_GAP
-    height = len(CLASSES) * (cell + SHEET_GAP) + SHEET_GAP
+    height = len(classes) * (cell + SHEET_GAP) + SHEET_GAP
     sheet = Image.new("RGB", (width, height), (200, 200, 200))
     draw = ImageDraw.Draw(sheet)
     try:
         font = ImageFont.load_default(size=14)
     except ImportError:  # Pillow built without FreeType: the small bitmap font
         font = ImageFont.load_default()
-    for row, name in enumerate(CLASSES):
+    for row, name in enumerate(classes):
         top = SHEET_GAP + row * (cell + SHEET_GAP)
         _, y0, _, y1 = draw.textbbox((0, 0), name, font=font)
         draw.text((6, top + (cell - y0 - y1) // 2), name, fill=(0, 0, 0), font=font)

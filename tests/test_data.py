@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from gradcheck import data
 from gradcheck.data import (
+    BALLS,
     CLASSES,
+    SCALE_RANGE,
     build_dataset,
     class_index,
     contact_sheet,
@@ -167,3 +171,140 @@ def test_contact_sheet(tmp_path, small):
             data.SHEET_LABEL_WIDTH + 4 * (cell + data.SHEET_GAP) + data.SHEET_GAP,
             len(CLASSES) * (cell + data.SHEET_GAP) + data.SHEET_GAP,
         )
+
+
+# --- class set and scale range -------------------------------------------------------
+
+AUTHORS = ("baseball", "basketball", "volleyball", "soccer")
+
+
+def _sha(d: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for key in ("train_images", "train_labels", "val_images", "val_labels"):
+        h.update(d[key].tobytes())
+    return h.hexdigest()
+
+
+def test_default_data_set_unchanged():
+    # Hashes of the data set as drawn before classes and scale_range became options: existing
+    # results were made from it. A new Pillow that rasterises differently also trips this.
+    assert _sha(build_dataset(3, 2, 32, seed=0)) == "c0f17e15ef62be1c9d024e1b54064f325941cb1f307fcaefd39b9ca7015b7223"
+    assert _sha(build_dataset(2, 1, 64, seed=7)) == "d4264de7b23cda32fad28c37f3a3d48014f80fe13b303269a0190ac2cc5a52e7"
+    explicit = build_dataset(3, 2, 32, seed=0, classes=("basketball", "soccer", "tennis", "baseball"),
+                             scale_range=(0.40, 0.75))
+    assert _sha(explicit) == _sha(build_dataset(3, 2, 32, seed=0))
+    assert BALLS[:4] == CLASSES and SCALE_RANGE == (0.40, 0.75)
+
+
+def _ball_means(images: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    colours = _mean_colour(images)
+    return np.stack([colours[labels == c].mean(axis=0) for c in range(k)])
+
+
+def test_volleyball_is_drawn_and_differs_from_the_others():
+    images, labels = make_images(10, 32, seed=0, classes=BALLS)
+    vb = BALLS.index("volleyball")
+    means = _ball_means(images, labels, len(BALLS))
+    assert np.linalg.norm(means[:vb] - means[vb], axis=1).min() > 30  # its mean colour is its own
+    blue = (images[..., 2].astype(int) - images[..., 0] > 60).sum(axis=(1, 2))
+    assert (blue[labels == vb] > 20).all() and (blue[labels != vb] == 0).all()  # and only it is blue
+    # nearest class-mean colour tells all five apart
+    test_images, test_labels = make_images(20, 32, seed=1, classes=BALLS)
+    pred = np.argmin(np.linalg.norm(_mean_colour(test_images)[:, None] - means[None], axis=2), axis=1)
+    assert (pred == test_labels).mean() > 0.95
+
+
+def test_classes_option_sets_labels_and_order():
+    default_images, default_labels = make_images(3, 32, seed=2)
+    images, labels = make_images(3, 32, seed=2, classes=AUTHORS)
+    assert np.bincount(labels).tolist() == [3, 3, 3, 3]
+    for label, name in enumerate(AUTHORS):  # label i means classes[i]; a ball's images keep their seed
+        if name in CLASSES:
+            assert _digests(images[labels == label]) == _digests(default_images[default_labels == class_index(name)])
+    two_images, two_labels = make_images(3, 32, seed=2, classes=("tennis", "volleyball"))
+    assert two_images.shape == (6, 32, 32, 3) and sorted(set(two_labels.tolist())) == [0, 1]
+    assert _digests(two_images[two_labels == 0]) == _digests(default_images[default_labels == class_index("tennis")])
+    assert _digests(two_images[two_labels == 1]) == _digests(images[labels == AUTHORS.index("volleyball")])
+    rng = np.random.default_rng(5)
+    np.testing.assert_array_equal(draw_ball(0, 32, rng, classes=("tennis", "soccer")),
+                                  draw_ball(2, 32, np.random.default_rng(5)))
+
+
+def _extents(images: np.ndarray) -> np.ndarray:
+    """Height and width of each image's non-white bounding box (px)."""
+    mask = (images < 250).any(axis=3)
+    out = []
+    for m in mask:
+        ys, xs = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+        out.append((ys[-1] - ys[0] + 1, xs[-1] - xs[0] + 1))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("size, scale_range", [(32, (0.5, 0.5)), (64, (0.15, 0.40)), (32, (0.8, 0.9375))])
+def test_scale_range_respected(size, scale_range):
+    images, _ = make_images(6, size, seed=3, classes=BALLS, scale_range=scale_range)
+    extent = _extents(images)
+    low, high = scale_range[0] * size, scale_range[1] * size
+    # a ball of diameter d touches between d and d + 2 pixels: the diameter, to a pixel
+    assert extent.min() >= low and extent.max() <= high + 2, (extent.min(), extent.max(), low, high)
+    frame = np.concatenate([images[:, 0], images[:, -1], images[:, :, 0], images[:, :, -1]], axis=1)
+    assert frame.min() >= 250  # still fully inside, the frame white
+    if scale_range == (0.15, 0.40):
+        assert extent.min() < 0.2 * size and extent.max() > 0.33 * size  # and the range is used
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"classes": ("tennis", "golf")}, "'golf'.*basketball, soccer, tennis, baseball, volleyball"),
+    ({"classes": ("tennis", "soccer", "tennis")}, "duplicate class 'tennis'"),
+    ({"classes": ("tennis",)}, "at least 2 classes.*tennis"),
+    ({"classes": "tennis"}, "list of ball names.*'tennis'"),
+    ({"scale_range": (0.5, 0.4)}, r"0 < low <= high <= 1.*\(0.5, 0.4\)"),
+    ({"scale_range": (0.0, 0.4)}, r"0 < low <= high <= 1.*\(0.0, 0.4\)"),
+    ({"scale_range": (0.4,)}, r"two numbers.*\(0.4,\)"),
+    ({"scale_range": (0.4, 0.95)}, r"high 0.95 .*margin at 32 px.*0.9375"),
+])
+def test_bad_options_are_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_images(1, 32, seed=0, **kwargs)
+    with pytest.raises(ValueError, match=match):
+        draw_ball(0, 32, np.random.default_rng(0), **kwargs)
+    with pytest.raises(ValueError, match="label must be in 0..1"):
+        draw_ball(2, 32, np.random.default_rng(0), classes=("tennis", "volleyball"))
+
+
+def test_round_trip_with_other_classes(tmp_path):
+    d = build_dataset(2, 1, 32, seed=4, classes=AUTHORS, scale_range=(0.15, 0.40))
+    path = tmp_path / "authors.npz"
+    save_dataset(path, d, seed=4, size=32, classes=AUTHORS, scale_range=(0.15, 0.40))
+    loaded = load_dataset(path)
+    for key, value in d.items():
+        np.testing.assert_array_equal(loaded[key], value)
+    assert tuple(loaded["classes"].tolist()) == AUTHORS
+    assert loaded["scale_range"].tolist() == [0.15, 0.40]
+    with pytest.raises(ValueError, match="labels span 0..3 but there are 2 classes"):
+        save_dataset(tmp_path / "bad.npz", d, seed=4, size=32, classes=("tennis", "soccer"))
+    sheet = tmp_path / "sheet.png"
+    contact_sheet(d["train_images"], d["train_labels"], sheet, per_class=2, classes=AUTHORS)
+    with Image.open(sheet) as im:
+        assert im.height == len(AUTHORS) * (32 * data.sheet_zoom(32) + data.SHEET_GAP) + data.SHEET_GAP
+    with pytest.raises(ValueError, match="2 classes"):
+        contact_sheet(d["train_images"], d["train_labels"], sheet, classes=("tennis", "soccer"))
+
+
+def test_load_accepts_old_files_and_checks_classes(tmp_path):
+    d = build_dataset(2, 1, 16, seed=0)
+    arrays = {**d, "classes": np.array(CLASSES), "seed": np.int64(0), "size": np.int64(16)}
+    old = tmp_path / "old.npz"
+    np.savez_compressed(old, **arrays)  # as written before scale_range was stored
+    loaded = load_dataset(old)
+    assert loaded["scale_range"].tolist() == list(SCALE_RANGE)
+    np.testing.assert_array_equal(loaded["train_images"], d["train_images"])
+
+    for name, classes, match in [("unknown", ["tennis", "golf", "soccer", "baseball"], "unknown.*golf"),
+                                 ("empty", np.array([], dtype="<U1"), "non-empty"),
+                                 ("few", ["tennis", "soccer"], r"labels .*not all in 0..1")]:
+        path = tmp_path / f"{name}.npz"
+        np.savez_compressed(path, **{**arrays, "classes": np.array(classes)})
+        with pytest.raises(ValueError, match=match) as err:
+            load_dataset(path)
+        assert f"{name}.npz" in str(err.value)
