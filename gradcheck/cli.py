@@ -25,6 +25,11 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def _steps(text: str) -> int | None:
+    """A positive number of sampling steps, or 'all' (None): every training timestep."""
+    return None if text.lower() == "all" else _positive(text)
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -38,10 +43,11 @@ def _positive(text: str) -> int:
 def cmd_make_data(a):
     from .data import build_dataset, contact_sheet, save_dataset
 
-    data = build_dataset(a.train_per_class, a.val_per_class, a.size, a.seed)
-    save_dataset(a.out, data, seed=a.seed, size=a.size)
+    classes, scale_range = tuple(a.classes), tuple(a.scale_range)
+    data = build_dataset(a.train_per_class, a.val_per_class, a.size, a.seed, classes=classes, scale_range=scale_range)
+    save_dataset(a.out, data, seed=a.seed, size=a.size, classes=classes, scale_range=scale_range)
     if a.sheet:
-        contact_sheet(data["train_images"], data["train_labels"], a.sheet)
+        contact_sheet(data["train_images"], data["train_labels"], a.sheet, classes=classes)
     log.info("wrote %d training and %d validation images of %d px to %s",
              len(data["train_labels"]), len(data["val_labels"]), a.size, a.out)
 
@@ -93,7 +99,7 @@ def cmd_sample(a):
     from .metrics import uint8_images
 
     device = pick_device(a.device)
-    unet, scheduler = load_pipeline(a.ddpm, device)
+    unet, scheduler = load_pipeline(a.ddpm, device, a.unet_dtype)
     classifier, meta = load_classifier(a.classifier, device)
     judge = None
     if a.judge:
@@ -108,7 +114,12 @@ def cmd_sample(a):
     if a.target not in meta["classes"]:
         raise ValueError(f"unknown target class {a.target!r}; {a.classifier} knows: {', '.join(meta['classes'])}")
     target = meta["classes"].index(a.target)
-    settings = GuidanceSettings(scale=a.scale, target=target, x0_hat=a.x0_hat, stabiliser=a.stabiliser)
+    settings = GuidanceSettings(scale=a.scale, target=target, x0_hat=a.x0_hat, stabiliser=a.stabiliser,
+                                adam_eps=a.adam_eps, bias_correction=a.bias_correction, objective=a.objective,
+                                clip_x0=a.clip_x0, normalise=a.normalise)
+    if a.steps is not None and a.steps > scheduler.config.num_train_timesteps:
+        raise ValueError(f"--steps {a.steps} exceeds the {scheduler.config.num_train_timesteps} training "
+                         f"timesteps of {a.ddpm}")
     if len(set(a.seeds)) != len(a.seeds):
         raise ValueError(f"--seeds repeats a seed: {a.seeds}")
     seeds = per_sample_seeds(a.seeds, a.num_samples)
@@ -121,7 +132,9 @@ def cmd_sample(a):
     record = {"settings": {**vars(settings), "adam": settings.adam}, "target_name": a.target,
               "ddpm": str(a.ddpm), "classifier": str(a.classifier), "judge": a.judge and str(a.judge),
               "sampling_seeds": a.seeds, "samples_per_seed": a.num_samples,
-              "num_inference_steps": a.steps or scheduler.config.num_train_timesteps, "device": describe(device)}
+              "num_inference_steps": a.steps or scheduler.config.num_train_timesteps,
+              "num_train_timesteps": scheduler.config.num_train_timesteps, "unet_dtype": a.unet_dtype,
+              "device": describe(device)}
     with atomic_path(a.out) as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(fh, images=uint8_images(images), seeds=np.array(seeds),
                             seed_index=np.repeat(np.arange(len(a.seeds)), a.num_samples),
@@ -148,7 +161,10 @@ def cmd_evaluate(a):
     if n > min(len(idx) for idx in per_seed):
         raise ValueError(f"--n {n} exceeds the {min(len(idx) for idx in per_seed)} samples per seed in {a.samples}")
     data = load_dataset(a.data)
-    real = data["train_images"][data["train_labels"] == target]
+    data_classes = [str(c) for c in data["classes"]]  # the data set's own labels, by the target's name
+    if record["target_name"] not in data_classes:
+        raise ValueError(f"{a.data} has no class {record['target_name']!r}; its classes: {', '.join(data_classes)}")
+    real = data["train_images"][data["train_labels"] == data_classes.index(record["target_name"])]
     if len(real) < n * len(per_seed):
         raise ValueError(f"{a.data} has {len(real)} training images of class {target}; "
                          f"{len(per_seed)} seeds x {n} need {n * len(per_seed)}")
@@ -191,6 +207,9 @@ def cmd_evaluate(a):
         row |= {"cosine_mean": None, "cosine_mean_low": None, "cosine_mean_high": None}
     else:
         row |= interval([(cosine[idx],) for idx in per_seed], mean_statistic, "cosine_mean")
+    # Per sample, so that two cells sampled from the same seeds can be compared pairwise.
+    row["per_sample"] = {"seed_index": seed_index.tolist(), "guide": guide_says.astype(int).tolist(),
+                         "judge": judge_says.astype(int).tolist()}
     write_json(a.out, row)
     log.info("%s: accuracy %.3f, judge %.3f, fooled %.3f, FID %.3f, KID %.4f (%s, %d seeds x n=%d)", a.samples,
              row["accuracy"], row["judge_accuracy"], row["fooled"], row["fid"], row["kid"], feature_name,
@@ -207,6 +226,8 @@ def _labels(labels):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .data import BALLS, CLASSES, SCALE_RANGE  # numpy and PIL only: no torch
+
     p = argparse.ArgumentParser(
         prog="gradcheck",
         description="GradCheck: analyse classifier-guidance gradients in diffusion models. "
@@ -221,6 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--train-per-class", type=_positive, default=2000, help="training images per class")
     s.add_argument("--val-per-class", type=_positive, default=250, help="validation images per class")
     s.add_argument("--seed", type=int, default=0, help="data set seed")
+    s.add_argument("--classes", nargs="+", choices=BALLS, default=list(CLASSES), metavar="NAME",
+                   help=f"ball classes in label order, two or more of {', '.join(BALLS)} "
+                   f"(default: {' '.join(CLASSES)}; authors: baseball basketball volleyball soccer)")
+    s.add_argument("--scale-range", nargs=2, type=float, default=list(SCALE_RANGE), metavar=("LOW", "HIGH"),
+                   help=f"ball diameter range as fractions of the image side (default: {SCALE_RANGE[0]:g} "
+                   f"{SCALE_RANGE[1]:g}; authors: about 0.15 0.40)")
     s.set_defaults(func=cmd_make_data)
 
     s = sub.add_parser("train-ddpm", help="train the unconditional DDPM (diffusers UNet2DModel)")
@@ -273,7 +300,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seeds", type=int, nargs="+", default=[0],
                    help="sampling seeds; sample i of seed s uses generator seed s*1000000+i, in every cell")
     s.add_argument("--batch-size", type=_positive, default=64, help="does not change the samples")
-    s.add_argument("--steps", type=_positive, help="respaced sampling steps (default: all T)")
+    s.add_argument("--steps", type=_steps, help="respaced sampling steps, or 'all' (default): every one of the T")
+    s.add_argument("--objective", choices=["log_prob", "logit"], default="log_prob",
+                   help="differentiate log p(y | x) (eq. 1) or the raw target logit (the authors' code)")
+    s.add_argument("--clip-x0", type=_bool, default=False,
+                   help="classify clip(x0_hat, -1, 1) as diffusers' pred_original_sample (the authors' code)")
+    s.add_argument("--normalise", type=_bool, default=True, help="rescale g to ||eps|| per sample (eq. 2)")
+    s.add_argument("--adam-eps", type=float, default=1e-8, help="ADAM's eps (the authors' code: 1e-4)")
+    s.add_argument("--bias-correction", type=_bool, default=True,
+                   help="bias-correct ADAM's and the EMA's moments (the authors' code: false)")
+    s.add_argument("--unet-dtype", choices=["float32", "bfloat16", "float16"], default="float32",
+                   help="precision of the UNet while sampling; the classifier gradient stays float32")
     s.add_argument("--out", required=True, help="output .npz: images, seeds and the gradient trace")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     s.set_defaults(func=cmd_sample)

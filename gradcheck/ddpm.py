@@ -85,13 +85,21 @@ def build_scheduler(num_train_timesteps: int) -> DDPMScheduler:
     )
 
 
-def load_pipeline(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[UNet2DModel, DDPMScheduler]:
-    """Load a trained DDPM directory, naming it in the error if it is not one."""
+# Precisions the UNet can sample in. float16 is the authors' (on a GPU); on a CPU without
+# AMX it runs about 50x slower than float32, while bfloat16 runs about 2x faster (avx512_bf16).
+UNET_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def load_pipeline(path: str | os.PathLike, device: torch.device | str = "cpu",
+                  dtype: str = "float32") -> tuple[UNet2DModel, DDPMScheduler]:
+    """Load a trained DDPM directory, its UNet in ``dtype``, naming the directory if it is not one."""
     path = Path(path)
+    if dtype not in UNET_DTYPES:
+        raise ValueError(f"unknown UNet dtype {dtype!r}; choose one of {', '.join(UNET_DTYPES)}")
     if not (path / "model_index.json").is_file():
         raise CheckpointError(f"{path} is not a DDPM pipeline directory (no model_index.json)")
     try:
-        pipe = DDPMPipeline.from_pretrained(path)
+        pipe = DDPMPipeline.from_pretrained(path, dtype=UNET_DTYPES[dtype])
     except Exception as exc:
         raise CheckpointError(f"DDPM pipeline in {path} could not be loaded: {exc}") from exc
     return pipe.unet.to(device).eval(), pipe.scheduler

@@ -2,11 +2,19 @@
 
 Equations (numbers as in DESIGN.md):
   (1) mu~ = mu_theta(x_t, t) + s * sigma_t^2 * g,   g = grad_{x_t} log p_phi(y | x_in)
-  (2) g <- g * ||eps|| / ||g||                       per sample, always on
+  (2) g <- g * ||eps|| / ||g||                       per sample (``normalise``)
   (3) x_in = x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t)   (or x_in = x_t)
   (4) ADAM on the raw g, before (2): g <- m_hat / (sqrt(v_hat) + e)
       or, as a further stabiliser, an EMA (momentum) of g with decay beta: g <- m_hat
   (5) cosine(g_k, g_{k-1}) per sample, for every sampling step k
+
+The defaults are DESIGN.md's choices. The settings that the authors' public code makes
+differently are options, so that a study can measure each: the raw target logit as the
+objective instead of log p; x0_hat clipped to [-1, 1] as diffusers' ``pred_original_sample``
+(the gradient then flows only through unclipped pixels); no normalisation (2); ADAM's eps
+and moments without bias correction. The UNet runs in the dtype of its parameters (cast it
+to bfloat16 or float16 for reduced-precision sampling); the classifier gradient, the
+scheduler step and the guidance arithmetic stay in float32.
 
 Beside (5) the trace keeps diagnostics per step and sample: the raw gradient norm, the
 norm of the mean shift, cos(applied direction, eps), and, when a judge classifier is
@@ -32,6 +40,7 @@ from .errors import GuidanceError
 
 
 STABILISERS = ("none", "adam", "ema<beta>")
+OBJECTIVES = ("log_prob", "logit")
 SEED_STRIDE = 1_000_000  # sample i of sampling seed s uses generator seed s * SEED_STRIDE + i
 
 
@@ -57,10 +66,18 @@ class GuidanceSettings:
     stabiliser: str = "none"   # none | adam (eq. 4) | ema<beta>, applied to the raw gradient
     beta1: float = 0.9         # ADAM's moment decays, as in the paper
     beta2: float = 0.999
-    adam_eps: float = 1e-8
+    adam_eps: float = 1e-8     # the authors' code: 1e-4
+    bias_correction: bool = True  # ADAM's m_hat, v_hat and the EMA's 1 / (1 - beta^k); authors' code: off
+    objective: str = "log_prob"   # log_prob: log p(y | x_in) (eq. 1); logit: the raw target logit (authors' code)
+    clip_x0: bool = False      # classify clip(x0_hat, -1, 1), diffusers' pred_original_sample (authors' code)
+    normalise: bool = True     # eq. 2; the authors' follow-up code: off
 
     def __post_init__(self):
         parse_stabiliser(self.stabiliser)
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"unknown objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}")
+        if not self.adam_eps > 0:
+            raise ValueError(f"adam_eps must be positive, got {self.adam_eps}")
 
     @property
     def adam(self) -> bool:
@@ -124,10 +141,14 @@ def posterior_variance(scheduler: DDPMScheduler, t: int) -> torch.Tensor:
 
 
 class AdamMoments:
-    """Eq. 4 without a step size: per-element (hence per-sample) first and second moments."""
+    """Eq. 4 without a step size: per-element (hence per-sample) first and second moments.
 
-    def __init__(self, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
-        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+    Without ``bias_correction`` the raw moments are used, m / (sqrt(v) + eps), as in the
+    authors' code; with it, exactly ``torch.optim.Adam``'s step at lr 1.
+    """
+
+    def __init__(self, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, bias_correction: bool = True):
+        self.beta1, self.beta2, self.eps, self.bias_correction = beta1, beta2, eps, bias_correction
         self.m = self.v = None
         self.k = 0
 
@@ -137,36 +158,38 @@ class AdamMoments:
         self.k += 1
         self.m.mul_(self.beta1).add_(g, alpha=1 - self.beta1)
         self.v.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
+        if not self.bias_correction:
+            return self.m / (self.v.sqrt() + self.eps)
         m_hat = self.m / (1 - self.beta1 ** self.k)
         v_hat = self.v / (1 - self.beta2 ** self.k)
         return m_hat / (v_hat.sqrt() + self.eps)
 
 
 class GradientEMA:
-    """Momentum stabiliser: bias-corrected exponential moving average of g, per element.
+    """Momentum stabiliser: exponential moving average of g, per element.
 
-    The correction 1 / (1 - beta^k) is the same for every sample, so after eq. 2 it only
-    matters for the trace of the raw moment; it is kept for symmetry with ADAM's m_hat.
+    The correction 1 / (1 - beta^k) is the same for every sample, so with eq. 2 it cancels;
+    without normalisation it scales the first steps' guidance up (the authors' code omits it).
     """
 
-    def __init__(self, beta: float):
-        self.beta, self.m, self.k = beta, None, 0
+    def __init__(self, beta: float, bias_correction: bool = True):
+        self.beta, self.bias_correction, self.m, self.k = beta, bias_correction, None, 0
 
     def __call__(self, g: torch.Tensor) -> torch.Tensor:
         if self.m is None:
             self.m = torch.zeros_like(g)
         self.k += 1
         self.m.mul_(self.beta).add_(g, alpha=1 - self.beta)
-        return self.m / (1 - self.beta ** self.k)
+        return self.m / (1 - self.beta ** self.k) if self.bias_correction else self.m.clone()
 
 
 def make_stabiliser(settings: GuidanceSettings):
     """The stateful map applied to each step's raw gradient, or None."""
     kind, beta = parse_stabiliser(settings.stabiliser)
     if kind == "adam":
-        return AdamMoments(settings.beta1, settings.beta2, settings.adam_eps)
+        return AdamMoments(settings.beta1, settings.beta2, settings.adam_eps, settings.bias_correction)
     if kind == "ema":
-        return GradientEMA(beta)
+        return GradientEMA(beta, settings.bias_correction)
     return None
 
 
@@ -181,11 +204,36 @@ def normalise(g: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     return g * factor.view(-1, *([1] * (g.dim() - 1)))
 
 
-def log_prob_gradient(classifier, x_in: torch.Tensor, x_leaf: torch.Tensor, target: int) -> torch.Tensor:
-    """grad_{x_leaf} log p(y | x_in); x_in is x_leaf itself or a function of it."""
-    log_p = F.log_softmax(classifier(x_in).float(), dim=1)[:, target]
-    (g,) = torch.autograd.grad(log_p.sum(), x_leaf)
+def classifier_gradient(classifier, x_in: torch.Tensor, x_leaf: torch.Tensor, target: int,
+                        objective: str = "log_prob") -> torch.Tensor:
+    """grad_{x_leaf} of log p(y | x_in) or of the raw logit of y; x_in is x_leaf or a function of it."""
+    logits = classifier(x_in).float()
+    score = F.log_softmax(logits, dim=1)[:, target] if objective == "log_prob" else logits[:, target]
+    (g,) = torch.autograd.grad(score.sum(), x_leaf)
     return g
+
+
+def noise_and_gradient(unet: UNet2DModel, classifier: torch.nn.Module | None, x: torch.Tensor, t,
+                       alpha_bar_t: torch.Tensor, settings: GuidanceSettings) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """eps_theta(x_t, t) and the raw classifier gradient g w.r.t. x_t (None without a classifier).
+
+    With x0-hat, one UNet forward serves both the denoising step and, through x0_hat, the
+    gradient. The UNet runs in the dtype of its parameters; eps and g come back in float32.
+    """
+    unet_dtype = next(unet.parameters()).dtype
+    if classifier is None or not settings.x0_hat:
+        with torch.no_grad():
+            eps = unet(x.to(unet_dtype), t).sample.float()
+        if classifier is None:
+            return eps, None
+        x_leaf = x.detach().requires_grad_(True)
+        return eps, classifier_gradient(classifier, x_leaf, x_leaf, settings.target, settings.objective)
+    x_leaf = x.detach().requires_grad_(True)
+    eps = unet(x_leaf.to(unet_dtype), t).sample.float()
+    x0 = x0_estimate(x_leaf, eps, alpha_bar_t)
+    if settings.clip_x0:  # clamp passes no gradient through the clipped pixels
+        x0 = x0.clamp(-1, 1)
+    return eps.detach(), classifier_gradient(classifier, x0, x_leaf, settings.target, settings.objective)
 
 
 def guided_sample(
@@ -204,6 +252,7 @@ def guided_sample(
     ``num_inference_steps`` respaces the schedule (fewer steps for CPU runs); None uses
     every training step. ``judge``, a classifier that only watches, scores x0_hat at every
     step; it never changes the samples. The unet and classifiers should be in eval mode.
+    The unet runs in the dtype of its parameters; everything else in float32.
     """
     steps = num_inference_steps or scheduler.config.num_train_timesteps
     if steps <= 0:
@@ -220,19 +269,7 @@ def guided_sample(
     trace = SamplingTrace.empty(scheduler.timesteps.cpu(), noise.shape[0])
     x, prev_g = noise, None
     for k, t in enumerate(tqdm(scheduler.timesteps, desc="sampling", file=sys.stderr, disable=not progress)):
-        if guided and settings.x0_hat:
-            # One UNet forward serves the denoising step and, through x0_hat, the gradient.
-            x_leaf = x.detach().requires_grad_(True)
-            eps = unet(x_leaf, t).sample
-            x0 = x0_estimate(x_leaf, eps, alphas_cumprod[t])
-            g = log_prob_gradient(classifier, x0, x_leaf, settings.target)
-            eps = eps.detach()
-        else:
-            with torch.no_grad():
-                eps = unet(x, t).sample
-            if guided:
-                x_leaf = x.detach().requires_grad_(True)
-                g = log_prob_gradient(classifier, x_leaf, x_leaf, settings.target)
+        eps, g = noise_and_gradient(unet, classifier if guided else None, x, t, alphas_cumprod[t], settings)
 
         with torch.no_grad():
             if judge is not None:
@@ -247,7 +284,8 @@ def guided_sample(
                 trace.grad_norm[k] = per_sample_norm(g).cpu()
                 if stabilise is not None:
                     g = stabilise(g)
-                g = normalise(g, eps)
+                if settings.normalise:
+                    g = normalise(g, eps)
                 term = settings.scale * posterior_variance(scheduler, int(t)).to(x.device) * g
                 x_next = x_next + term  # prev_sample = mu + sigma z, so this is mu~ + sigma z
                 trace.term_norm[k] = per_sample_norm(term).cpu()

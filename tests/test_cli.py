@@ -71,6 +71,8 @@ def test_sample_then_evaluate(assets, tmp_path):
     ({"--classifier": "CLF16"}, "trained on 16 px images but the DDPM"),
     ({"--stabiliser": "momentum"}, "unknown stabiliser 'momentum'"),
     ({"--seeds": "3 3"}, "--seeds repeats a seed"),
+    ({"--steps": "21"}, "--steps 21 exceeds the 20 training timesteps"),
+    ({"--adam-eps": "0"}, "adam_eps must be positive, got 0.0"),
 ])
 def test_bad_sampling_input_fails_with_a_clear_message(assets, tmp_path, caplog, over, message):
     over = {k: (assets / "clf16.pt" if v == "CLF16" else v) for k, v in over.items()}
@@ -110,6 +112,27 @@ def test_non_positive_counts_are_rejected(assets, tmp_path, capsys, flag):
         main(_sample_args(assets, tmp_path / "x.npz", **{flag: "0"}))
     assert exc.value.code == 2
     assert "must be a positive integer, got 0" in capsys.readouterr().err
+
+
+def test_authors_settings_reach_the_sampler_and_its_record(assets, tmp_path):
+    out = tmp_path / "authors.npz"
+    over = {"--steps": "all", "--objective": "logit", "--clip-x0": "true", "--normalise": "false",
+            "--adam-eps": "1e-4", "--bias-correction": "false", "--unet-dtype": "bfloat16"}
+    assert main(_sample_args(assets, out, **over)) == 0
+    s = load_samples(out)
+    record = s["record"]
+    assert record["num_inference_steps"] == record["num_train_timesteps"] == 20 and s["cosine"].shape == (20, 6)
+    assert record["unet_dtype"] == "bfloat16"
+    assert {k: record["settings"][k] for k in ("objective", "clip_x0", "normalise", "adam_eps", "bias_correction")} \
+        == {"objective": "logit", "clip_x0": True, "normalise": False, "adam_eps": 1e-4, "bias_correction": False}
+    default = tmp_path / "default.npz"
+    assert main(_sample_args(assets, default, **{"--steps": "all"})) == 0
+    assert not np.array_equal(load_samples(default)["images"], s["images"])
+    metrics = tmp_path / "authors.json"
+    assert main(_evaluate_args(assets, out, metrics)) == 0
+    per_sample = json.loads(metrics.read_text())["per_sample"]
+    assert per_sample["seed_index"] == [0, 0, 0, 1, 1, 1] and set(per_sample["judge"]) <= {0, 1}
+    assert np.mean(per_sample["guide"]) == pytest.approx(json.loads(metrics.read_text())["accuracy"])
 
 
 def test_make_data_writes_data_and_sheet(tmp_path):

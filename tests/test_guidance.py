@@ -5,8 +5,8 @@ from diffusers import DDPMPipeline, DDPMScheduler
 
 from conftest import ColourClassifier, tiny_unet
 from gradcheck.guidance import (AdamMoments, GradientEMA, GuidanceError, GuidanceSettings, guided_sample,
-                                initial_noise, normalise, per_sample_seeds, posterior_variance, sample_generators,
-                                sample_seeds, x0_estimate)
+                                initial_noise, noise_and_gradient, normalise, per_sample_norm, per_sample_seeds,
+                                posterior_variance, sample_generators, sample_seeds, x0_estimate)
 
 SHAPE = (3, 8, 8)
 
@@ -229,3 +229,97 @@ def test_bad_arguments_are_rejected(unet, scheduler):
         _run(unet, scheduler, None, GuidanceSettings(scale=1.0))
     with pytest.raises(ValueError, match="batch_size must be positive"):
         sample_seeds([0], unet, scheduler, None, GuidanceSettings(), 0, 5, "cpu")
+
+
+# --- the authors' settings as options ---------------------------------------------------------
+
+
+def _noisy_input(scheduler, t_index=20):
+    x = torch.randn(3, *SHAPE, generator=torch.Generator().manual_seed(4)) * 1.5
+    t = torch.tensor(t_index)
+    return x, t, scheduler.alphas_cumprod[t]
+
+
+def test_clipped_x0_hat_gradient_equals_autograd_through_diffusers_pred_original_sample(unet):
+    """The authors' x0-hat: scheduler.step(...).pred_original_sample with clip_sample on."""
+    scheduler = DDPMScheduler(num_train_timesteps=100, clip_sample=True)
+    x, t, abar = _noisy_input(scheduler)
+    settings = GuidanceSettings(scale=1.0, x0_hat=True, clip_x0=True)
+    _, g = noise_and_gradient(unet, ColourClassifier(), x, t, abar, settings)
+    x_ref = x.clone().requires_grad_(True)
+    x0 = scheduler.step(unet(x_ref, t).sample, t, x_ref, generator=sample_generators([9])).pred_original_sample
+    assert (x0.abs() == 1).any() and (x0.abs() < 1).any()  # some pixels clipped, some not
+    (expected,) = torch.autograd.grad(torch.log_softmax(ColourClassifier()(x0), dim=1)[:, 0].sum(), x_ref)
+    torch.testing.assert_close(g, expected, rtol=1e-5, atol=1e-7)
+    _, g_unclipped = noise_and_gradient(unet, ColourClassifier(), x, t, abar, GuidanceSettings(scale=1.0, x0_hat=True))
+    assert not torch.allclose(g, g_unclipped)
+
+
+def test_logit_objective_differentiates_the_raw_logit(unet, scheduler):
+    """ColourClassifier's red logit is 5 (mean red - mean green): its gradient is +-5 / (H W), by hand."""
+    x, t, abar = _noisy_input(scheduler)
+    _, g = noise_and_gradient(unet, ColourClassifier(), x, t, abar, GuidanceSettings(scale=1.0, objective="logit"))
+    expected = torch.zeros(3, *SHAPE)
+    expected[:, 0], expected[:, 1] = 5 / (SHAPE[1] * SHAPE[2]), -5 / (SHAPE[1] * SHAPE[2])
+    torch.testing.assert_close(g, expected)
+    _, g_log_p = noise_and_gradient(unet, ColourClassifier(), x, t, abar, GuidanceSettings(scale=1.0))
+    assert not torch.allclose(g, g_log_p)  # log-softmax damps the gradient of a confident class
+
+
+@pytest.mark.parametrize("normalise", [True, False])
+def test_the_mean_shifts_by_s_sigma2_times_g_with_or_without_normalisation(unet, scheduler, normalise):
+    """||shift|| = s sigma_t^2 ||g||, where ||g|| is ||eps|| (eq. 2) or the raw gradient's norm."""
+    settings = GuidanceSettings(scale=3.0, target=0, normalise=normalise)
+    gens = sample_generators([0, 1, 2])
+    noise = initial_noise(gens, SHAPE, "cpu")
+    _, trace = guided_sample(unet, scheduler, ColourClassifier(), noise, settings, gens, 4, progress=False)
+    scheduler.set_timesteps(4)
+    t = scheduler.timesteps[0]
+    eps, g = noise_and_gradient(unet, ColourClassifier(), noise, t, scheduler.alphas_cumprod[t], settings)
+    applied = per_sample_norm(eps) if normalise else per_sample_norm(g)
+    torch.testing.assert_close(trace.term_norm[0], 3.0 * posterior_variance(scheduler, int(t)) * applied, rtol=1e-5,
+                               atol=0)
+
+
+def test_adam_without_bias_correction_is_the_raw_moment_ratio():
+    gen = torch.Generator().manual_seed(1)
+    grads = [torch.randn(2, *SHAPE, generator=gen) for _ in range(6)]
+    ours = AdamMoments(0.9, 0.999, 1e-4, bias_correction=False)
+    m = v = torch.zeros(2, *SHAPE)
+    for g in grads:
+        m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g
+        torch.testing.assert_close(ours(g), m / (v.sqrt() + 1e-4))
+
+
+def test_ema_without_bias_correction_is_the_plain_moving_average():
+    gen = torch.Generator().manual_seed(2)
+    grads = [torch.randn(2, *SHAPE, generator=gen) for _ in range(5)]
+    ema, m = GradientEMA(0.9, bias_correction=False), torch.zeros(2, *SHAPE)
+    for g in grads:
+        m = 0.9 * m + 0.1 * g
+        torch.testing.assert_close(ema(g), m)
+
+
+def test_ema_bias_correction_cancels_under_normalisation(unet, scheduler):
+    """So the workflow need not resample EMA cells when only bias_correction changes."""
+    runs = [_run(unet, scheduler, ColourClassifier(), GuidanceSettings(scale=5.0, stabiliser="ema0.9",
+                                                                       bias_correction=bc))[0] for bc in (True, False)]
+    torch.testing.assert_close(runs[0], runs[1], rtol=1e-5, atol=1e-6)
+
+
+def test_bfloat16_unet_samples_stay_close_to_float32(scheduler):
+    """Reduced precision changes numbers: bound the change over a 10-step x0-hat + ADAM run."""
+    settings = GuidanceSettings(scale=5.0, x0_hat=True, stabiliser="adam")
+    full, trace = _run(tiny_unet(), scheduler, ColourClassifier(), settings)
+    half, trace_half = _run(tiny_unet().to(torch.bfloat16), scheduler, ColourClassifier(), settings)
+    assert half.dtype == torch.float32  # only the UNet runs in bfloat16
+    difference = (full - half).abs()
+    assert 0 < difference.max() < 0.05 and difference.mean() < 0.01
+    assert torch.isfinite(trace_half.grad_norm).all()
+
+
+def test_guidance_settings_reject_unknown_objective_and_bad_eps():
+    with pytest.raises(ValueError, match="unknown objective 'softmax'"):
+        GuidanceSettings(objective="softmax")
+    with pytest.raises(ValueError, match="adam_eps must be positive"):
+        GuidanceSettings(adam_eps=0.0)
