@@ -16,6 +16,7 @@ include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/sample.smk"
 include: "rules/report.smk"
+include: "rules/sensitivity.smk"
 
 
 rule all:

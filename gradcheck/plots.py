@@ -190,3 +190,76 @@ def variant_panel(panels: list[dict], path: str | os.PathLike, title: str, per_p
         ax.set_title(panel["label"], fontsize=9)
     fig.suptitle(title, fontsize=10)
     _save(fig, path)
+
+
+def _interval(frame: pd.DataFrame, metric: str, factor: float = 100.0):
+    """(values, [below, above]) for ``errorbar``."""
+    value = frame[metric] * factor
+    return value, [value - frame[f"{metric}_low"] * factor, frame[f"{metric}_high"] * factor - value]
+
+
+def sensitivity_figure(frame: pd.DataFrame, headline: tuple, paper: float, path: str | os.PathLike,
+                       title: str) -> None:
+    """Which setting moves the headline cell (left), what it does to the other cells (middle), and
+    the headline cell against the guidance scale under the combined settings (right)."""
+    study = frame[frame.role != "sweep"]
+    variants = list(dict.fromkeys(study.variant))
+    y = {v: i for i, v in enumerate(variants)}
+    is_headline = ((frame.classifier == headline[0]) & (frame.x0 == headline[1])
+                   & (frame.stabiliser == headline[2]))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 0.45 * len(variants) + 2.2),
+                             gridspec_kw={"width_ratios": [1.3, 1.1, 1]})
+
+    ax = axes[0]
+    cell = study[is_headline[study.index]]
+    for metric, name, marker, offset, colour in (("judge_accuracy", "judge", "o", -0.15, "tab:blue"),
+                                                 ("accuracy", "guide", "s", 0.15, "tab:grey")):
+        value, err = _interval(cell, metric)
+        ax.errorbar(value, cell.variant.map(y) + offset, xerr=err, fmt=marker, color=colour, capsize=3,
+                    mfc=colour if name == "judge" else "white", label=f"under the {name}")
+    default = cell[cell.role == "default"]
+    if not default.empty:
+        ax.axvline(default.judge_accuracy.iloc[0] * 100, color="tab:blue", ls=":", lw=1, label="default, judge")
+    ax.axvline(paper * 100, color="black", ls="--", lw=1, label=f"paper {paper:.1%}")
+    ax.set_title(f"{headline[0]}, x0-hat + ADAM: accuracy (%)", fontsize=9)
+
+    ax = axes[1]
+    others = study[~is_headline[study.index]]
+    groups = list(others.groupby(["classifier", "x0", "stabiliser"], sort=False))
+    for j, ((clf, x0, stab), group) in enumerate(groups):
+        value, err = _interval(group, "judge_accuracy")
+        offset = (j - (len(groups) - 1) / 2) * 0.15
+        ax.errorbar(value, group.variant.map(y) + offset, xerr=err, fmt="o", ms=4, capsize=2,
+                    color=CLASSIFIER_COLOURS.get(clf) if stab == "none" and not x0 else None,
+                    label=f"{clf}, {variant_name(bool(x0), stab)}")
+    ax.set_title("the other cells: accuracy under the judge (%)", fontsize=9)
+
+    for ax in axes[:2]:
+        ax.set_yticks(range(len(variants)), variants)
+        ax.set_ylim(len(variants) - 0.5, -0.5)
+        ax.set_xlim(-3, 103)
+        ax.grid(alpha=0.3, axis="x")
+        ax.legend(fontsize=7, loc="lower right")
+    axes[1].set_yticklabels([])
+
+    ax = axes[2]
+    sweep = frame[is_headline & frame.role.isin(["sweep", "combined"])].sort_values("scale")
+    if len(sweep) > 1:
+        for metric, name, marker, colour in (("judge_accuracy", "judge", "o", "tab:blue"),
+                                             ("accuracy", "guide", "s", "tab:grey")):
+            value, err = _interval(sweep, metric)
+            ax.errorbar(sweep.scale, value, yerr=err, marker=marker, color=colour, capsize=3,
+                        mfc=colour if name == "judge" else "white", label=f"under the {name}")
+        ax.axhline(paper * 100, color="black", ls="--", lw=1, label=f"paper {paper:.1%}")
+        ax.set_xscale("log")
+        ax.set_xticks(sweep.scale, [f"{s:g}" for s in sweep.scale])
+        ax.minorticks_off()
+        ax.set(xlabel="guidance scale s", ylim=(-3, 103))
+        ax.set_title(f"x0-hat + ADAM against s, `{sweep.variant.iloc[0]}` settings", fontsize=9)
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    else:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)

@@ -86,19 +86,50 @@ def cmd_classifiers(a):
     write_text(a.csv, "\n".join(lines) + "\n")
 
 
-def cmd_findings(a):
+def _read_table(path):
     import pandas as pd
 
+    try:
+        frame = pd.read_csv(path, true_values=["true", "True"], false_values=["false", "False"])
+    except (OSError, pd.errors.ParserError) as exc:
+        raise ValueError(f"table {path} unreadable: {exc}") from exc
+    if frame.empty:
+        raise ValueError(f"table {path} has no rows")
+    return frame
+
+
+def cmd_findings(a):
     from .atomic import write_text
     from .findings import check_claims, render
 
+    frame = _read_table(a.table)
+    text = render(check_claims(frame), frame, a.table)
+    if a.sensitivity:
+        from . import sensitivity
+
+        text += "\n" + sensitivity.render(_read_table(a.sensitivity), a.sensitivity)
+    write_text(a.out, text)
+
+
+def cmd_sensitivity(a):
+    from . import sensitivity
+    from .atomic import atomic_path
+    from .plots import sensitivity_figure
+
+    entries = []
+    for spec in a.metrics:
+        variant, _, path = spec.partition("=")
+        if not path:
+            raise ValueError(f"--metrics takes VARIANT=PATH, got {spec!r}")
+        entries.append((variant, path))
     try:
-        frame = pd.read_csv(a.table, true_values=["true"], false_values=["false"])
-    except (OSError, pd.errors.ParserError) as exc:
-        raise ValueError(f"table {a.table} unreadable: {exc}") from exc
-    if frame.empty:
-        raise ValueError(f"table {a.table} has no rows")
-    write_text(a.out, render(check_claims(frame), frame, a.table))
+        changes = json.loads(a.changes_json)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--changes-json is not JSON: {exc}") from exc
+    frame = sensitivity.build_table(entries, changes, a.combined, n_boot=a.n_boot)
+    with atomic_path(a.csv) as tmp:
+        frame.to_csv(tmp, index=False)
+    sensitivity_figure(frame, sensitivity.HEADLINE, sensitivity.PAPER_HEADLINE, a.figure, a.title)
 
 
 def cmd_record(a):
@@ -154,8 +185,21 @@ def add_report_commands(sub: argparse._SubParsersAction) -> None:
 
     s = sub.add_parser("findings", help="the paper's claims with measured numbers, intervals and verdicts")
     s.add_argument("--table", required=True, help="Table 1 CSV from `table`")
+    s.add_argument("--sensitivity", help="sensitivity CSV from `sensitivity`: adds its section")
     s.add_argument("--out", required=True, help="output Markdown")
     s.set_defaults(func=cmd_findings)
+
+    s = sub.add_parser("sensitivity", help="the sensitivity study: each setting's paired effect on every cell")
+    s.add_argument("--metrics", nargs="+", required=True,
+                   help="VARIANT=PATH of per-cell JSON files from evaluate; one file may serve several variants")
+    s.add_argument("--changes-json", required=True,
+                   help="JSON: every variant -> the settings it changes, e.g. {\"default\": {}, ...}")
+    s.add_argument("--combined", help="the variant that changes every setting at once")
+    s.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates of the paired changes")
+    s.add_argument("--title", default="")
+    s.add_argument("--csv", required=True, help="output CSV")
+    s.add_argument("--figure", required=True, help="output PNG")
+    s.set_defaults(func=cmd_sensitivity)
 
     s = sub.add_parser("record", help="reproducibility record: config, git commit, packages, devices")
     s.add_argument("--config-json", required=True, help="the run's effective config, as JSON")

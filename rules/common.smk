@@ -17,9 +17,24 @@ def _check_config(cfg):
             f"config: ddpm.attention has {len(ddpm['attention'])} entries but "
             f"ddpm.block_out_channels has {len(ddpm['block_out_channels'])}; give one per level"
         )
-    if cfg["sampling"]["steps"] > ddpm["timesteps"]:
+    # diffusers' UNet2DModel normalises with GroupNorm(32): a level of 16 channels fails inside training
+    odd = [c for c in ddpm["block_out_channels"] if c % 32]
+    if odd:
         raise ValueError(
-            f"config: sampling.steps ({cfg['sampling']['steps']}) exceeds ddpm.timesteps ({ddpm['timesteps']})"
+            f"config: ddpm.block_out_channels {ddpm['block_out_channels']} has levels of {odd} channels; "
+            "every level needs a multiple of 32 (the UNet's GroupNorm has 32 groups)"
+        )
+    for name, settings in study_settings_all(cfg).items():
+        steps = settings["steps"]
+        if steps not in (None, "all") and steps > settings["timesteps"]:
+            where = "" if name == "default" else f" in sensitivity variant {name!r}"
+            raise ValueError(
+                f"config: sampling.steps ({steps}) exceeds ddpm.timesteps ({settings['timesteps']}){where}"
+            )
+    classes = cfg["data"]["classes"]
+    if cfg["sampling"]["target"] not in classes:
+        raise ValueError(
+            f"config: sampling.target {cfg['sampling']['target']!r} is not among data.classes ({', '.join(classes)})"
         )
     fid_n = cfg["metrics"].get("fid_n") or cfg["sampling"]["num_samples"]
     if fid_n > cfg["sampling"]["num_samples"]:
@@ -30,12 +45,45 @@ def _check_config(cfg):
             f"config: metrics.fid_n ({fid_n}) x {n_seeds} sampling.seeds exceeds data.train_per_class "
             f"({cfg['data']['train_per_class']}): every seed needs its own real images"
         )
+    study = cfg.get("sensitivity")
+    if study and study.get("sweep"):
+        sweep_variant = study["sweep"].get("variant") or study.get("combined") or "default"
+        if sweep_variant not in study_variants(cfg):
+            raise ValueError(f"config: sensitivity.sweep.variant {sweep_variant!r} is not a variant; "
+                             f"choose one of {', '.join(study_variants(cfg))}")
     metrics = cfg["metrics"]
     if metrics["fid_features"] == "inception" and not metrics.get("inception_weights"):
         raise ValueError("config: metrics.fid_features is 'inception' but metrics.inception_weights is not set")
 
 
+def study_variants(cfg):
+    """name -> the settings it changes: 'default' (none), the sensitivity variants, their combination."""
+    study = cfg.get("sensitivity") or {"variants": {}}
+    variants = {"default": {}, **study["variants"]}
+    combined = study.get("combined")
+    if combined:
+        if combined in variants:
+            raise ValueError(f"config: sensitivity.combined {combined!r} is also a variant's name")
+        merged = {}
+        for change in study["variants"].values():
+            for section, keys in change.items():
+                merged.setdefault(section, {}).update(keys)
+        variants[combined] = merged
+    return variants
+
+
+def study_settings_all(cfg):
+    """name -> the settings of every variant: the config's, with the variant's changes made."""
+    base = {"timesteps": cfg["ddpm"]["timesteps"], "steps": cfg["sampling"]["steps"], **cfg["guidance"]}
+    # a variant's keys are unique across its sections: guidance.*, sampling.steps, ddpm.timesteps
+    return {
+        name: base | {k: v for section in change.values() for k, v in section.items()}
+        for name, change in study_variants(cfg).items()
+    }
+
+
 _check_config(config)
+STUDY_SETTINGS = study_settings_all(config)
 
 ENV = "../envs/gradcheck.yaml"
 # Every job passes these to the CLI: torch ignores Snakemake's OMP_NUM_THREADS=threads,
@@ -50,7 +98,9 @@ CELL_NAME = "{classifier}_x0-{x0}_{stabiliser}_s-{scale}"
 
 wildcard_constraints:
     classifier="robust|nonrobust",
-    model="robust|nonrobust|judge",
+    model="robust|nonrobust|judge|robust_T[0-9]+",
+    ddpm=r"ddpm(_T[0-9]+)?",
+    variant="[A-Za-z][A-Za-z0-9_.-]*",
     x0="true|false",
     stabiliser=r"none|adam|ema0\.[0-9]+",
     quantity="grad_norm|eps_cosine|judge_confidence",
@@ -100,6 +150,49 @@ def cli_flags(**options):
     return " ".join(parts)
 
 
+def ddpm_path(timesteps):
+    """The DDPM for T = timesteps: one training per T that the run asks for."""
+    return "results/models/ddpm" if timesteps == config["ddpm"]["timesteps"] else f"results/models/ddpm_T{timesteps}"
+
+
+def classifier_path(name, timesteps):
+    """Only the robust classifier sees the noise schedule, so only it is trained once per T."""
+    if name != "robust" or timesteps == config["ddpm"]["timesteps"]:
+        return f"results/models/{name}.pt"
+    return f"results/models/robust_T{timesteps}.pt"
+
+
+def relevant_settings(cell, settings):
+    """The settings that can change a cell's samples, as CLI options of `gradcheck sample`.
+
+    Only these go into the job's params, so changing another key (clipping x0-hat, say, for a
+    cell without x0-hat) reruns nothing, and a sensitivity variant that cannot affect a cell
+    reuses the default's samples. Unguided cells depend on the DDPM's settings only.
+    """
+    steps = settings["steps"]
+    options = {"steps": "all" if steps in (None, "all") else steps, "unet_dtype": settings["unet_dtype"]}
+    if float(cell["scale"]) == 0:
+        return options
+    options |= {"objective": settings["objective"], "normalise": settings["normalise"]}
+    if cell["x0"] == "true":
+        options["clip_x0"] = settings["clip_x0"]
+    if cell["stabiliser"] == "adam":
+        options |= {"adam_eps": settings["adam_eps"], "bias_correction": settings["bias_correction"]}
+    elif cell["stabiliser"] != "none" and not settings["normalise"]:
+        options["bias_correction"] = settings["bias_correction"]  # eq. 2 cancels an EMA's correction
+    return options
+
+
+def sample_flags(cell, settings, num_samples, seeds):
+    return cli_flags(
+        target=config["sampling"]["target"],
+        num_samples=num_samples,
+        batch_size=config["sampling"]["batch_size"],
+        seeds=seeds,
+        **relevant_settings(cell, settings),
+    )
+
+
 def fid_options(wildcards):
     metrics = config["metrics"]
     if metrics["fid_features"] == "inception":
@@ -125,4 +218,6 @@ def all_outputs():
     outputs += expand("results/figures/cosine_{classifier}.png", classifier=config["grid"]["classifiers"])
     outputs += expand("results/figures/samples_{classifier}.png", classifier=config["grid"]["classifiers"])
     outputs += [f"results/figures/grids/{CELL_NAME}.png".format(**c) for c in all_cells()]
+    if config.get("sensitivity"):
+        outputs += ["results/sensitivity.csv", "results/figures/sensitivity.png"]
     return outputs

@@ -37,17 +37,21 @@ rule table1:
 
 rule findings:
     input:
-        rules.table1.output.csv,
+        table=rules.table1.output.csv,
+        sensitivity=["results/sensitivity.csv"] if config.get("sensitivity") else [],
     output:
         report("results/findings.md", caption=CAPTIONS + "findings.rst", category="1. Table 1 and claims"),
     log:
         "results/logs/findings.log",
     benchmark:
         "results/benchmarks/findings.tsv"
+    params:
+        sensitivity=lambda w, input: f"--sensitivity {input.sensitivity}" if input.sensitivity else "",
     conda:
         ENV
     shell:
-        "python -m gradcheck findings --table {input} --out {output} 2> {log}"
+        "python -m gradcheck findings --table {input.table} "
+        "{params.sensitivity} --out {output} 2> {log}"
 
 
 rule scale_ablation:
@@ -214,7 +218,7 @@ rule classifier_summary:
 
 rule run_record:
     input:
-        ddpm=rules.train_ddpm.output,
+        ddpm=ddpm_path(config["ddpm"]["timesteps"]),
         classifiers=expand("results/models/{model}.json", model=CLASSIFIER_MODE),
         samples=[f"results/samples/{CELL}.npz".format(**c) for c in all_cells()],
     output:

@@ -1,22 +1,18 @@
 # One sampling job and one evaluation per grid cell. Every cell uses the same seeds,
 # so cells start from the same initial noise and differ only in their guidance.
+# The sensitivity study reuses both rules under other settings (rules/sensitivity.smk).
 
 
 rule sample_cell:
     input:
-        ddpm=rules.train_ddpm.output,
+        ddpm=ddpm_path(config["ddpm"]["timesteps"]),
         classifier="results/models/{classifier}.pt",
         judge="results/models/judge.pt",
     output:
         f"results/samples/{CELL}.npz",
     params:
-        flags=cli_flags(
-            target=config["sampling"]["target"],
-            num_samples=config["sampling"]["num_samples"],
-            batch_size=config["sampling"]["batch_size"],
-            steps=config["sampling"]["steps"],
-            seeds=config["sampling"]["seeds"],
-        ),
+        flags=lambda w: sample_flags(w, STUDY_SETTINGS["default"], config["sampling"]["num_samples"],
+                                     config["sampling"]["seeds"]),
         runtime=cli_flags(**RUNTIME),
     resources:
         gpu=1,
@@ -42,7 +38,7 @@ rule evaluate_cell:
         f"results/metrics/{CELL}.json",
     params:
         fid=fid_options,
-        flags=cli_flags(
+        flags=lambda w: cli_flags(
             n=config["metrics"].get("fid_n") or config["sampling"]["num_samples"],
             n_boot=config["metrics"].get("n_boot", 1000),
             confidence=config["metrics"].get("confidence", 0.95),

@@ -1,20 +1,27 @@
+def timesteps_of(name):
+    """T of a model file name: 'ddpm' or 'robust' -> config's T, 'ddpm_T400' -> 400."""
+    return int(name.split("_T")[1]) if "_T" in name else config["ddpm"]["timesteps"]
+
+
+# results/models/ddpm is the DDPM of ddpm.timesteps; ddpm_T<T> one that a sensitivity variant asks for.
 rule train_ddpm:
     input:
         data=rules.make_data.output.data,
     output:
-        directory("results/models/ddpm"),
+        directory("results/models/{ddpm}"),
     params:
         # Checkpoints live beside the output, which Snakemake deletes on failure: a killed
         # run resumes from the last checkpoint when it is started again.
-        work_dir="results/models/ddpm.ckpt",
-        flags=cli_flags(**config["ddpm"]),  # the config keys are the CLI's flags
+        work_dir="results/models/{ddpm}.ckpt",
+        # the config keys are the CLI's flags
+        flags=lambda w: cli_flags(**(config["ddpm"] | {"timesteps": timesteps_of(w.ddpm)})),
         runtime=cli_flags(**RUNTIME),
     resources:
         gpu=1,
     log:
-        "results/logs/train_ddpm.log",
+        "results/logs/train_{ddpm}.log",
     benchmark:
-        "results/benchmarks/train_ddpm.tsv"
+        "results/benchmarks/train_{ddpm}.tsv"
     conda:
         ENV
     shell:
@@ -27,6 +34,11 @@ rule train_ddpm:
 CLASSIFIER_MODE = {"robust": "noisy", "nonrobust": "clean", "judge": "clean"}
 
 
+def base_model(name):
+    """'robust_T400' -> 'robust': the robust classifier trained on another T's noise."""
+    return name.split("_T")[0]
+
+
 rule train_classifier:
     input:
         data=rules.make_data.output.data,
@@ -34,14 +46,14 @@ rule train_classifier:
         weights="results/models/{model}.pt",
         report="results/models/{model}.json",
     params:
-        mode=lambda w: CLASSIFIER_MODE[w.model],
+        mode=lambda w: CLASSIFIER_MODE[base_model(w.model)],
         flags=lambda w: cli_flags(
-            timesteps=config["ddpm"]["timesteps"],
+            timesteps=timesteps_of(w.model),
             epochs=config["classifiers"]["epochs"],
             batch_size=config["classifiers"]["batch_size"],
             lr=config["classifiers"]["lr"],
             patience=config["classifiers"]["patience"],
-            seed=config["classifiers"]["seeds"][w.model],
+            seed=config["classifiers"]["seeds"][base_model(w.model)],
             # the guides are the paper's MobileNetV3-small (the CLI default)
             **({"architecture": config["classifiers"].get("judge_architecture", "shufflenet_v2_x0_5")}
                if w.model == "judge" else {}),

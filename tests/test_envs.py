@@ -31,5 +31,7 @@ def test_every_rule_has_log_benchmark_and_env():
     for smk in (REPO / "rules").glob("*.smk"):
         text = smk.read_text()
         rules = text.count("\nrule ") + text.startswith("rule ")
-        for directive in ("log:", "benchmark:", "conda:"):
-            assert text.count(f"    {directive}") == rules, f"{smk.name}: not every rule has {directive}"
+        derived = text.count("\nuse rule ")  # `use rule A as B with:` inherits A's conda, needs its own log
+        for directive in ("log:", "benchmark:"):
+            assert text.count(f"    {directive}") == rules + derived, f"{smk.name}: not every rule has {directive}"
+        assert text.count("    conda:") == rules, f"{smk.name}: not every rule has conda:"

@@ -72,7 +72,7 @@ def test_tiny_workflow_through_slurm_equals_local_run(cluster, run, tmp_path):
     job_ids = {job["slurm_job_id"] for job in record["jobs"].values()}
     assert None not in job_ids and job_ids <= submitted  # every training/sampling job ran inside SLURM
 
-    for name in ("table1.csv", "classifiers.csv", "scale_ablation.csv"):
+    for name in ("table1.csv", "classifiers.csv", "scale_ablation.csv", "sensitivity.csv"):
         assert (workdir / "results" / name).read_text() == (run / "results" / name).read_text(), name
     local_samples = sorted((run / "results/samples").rglob("*.npz"))
     assert len(local_samples) == 13

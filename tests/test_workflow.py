@@ -1,7 +1,10 @@
 """End to end: the real Snakemake workflow on configs/tiny.yaml, then dry runs for staleness."""
 
+import json
 import re
 import subprocess
+
+import numpy as np
 
 import pandas as pd
 import pytest
@@ -65,7 +68,7 @@ def test_every_figure_is_a_valid_image(run):
     names = {p.name for p in figures}
     assert {"cosine_robust.png", "cosine_nonrobust.png", "cosine_baseline.png", "scale_ablation.png",
             "classifiers.png", "sportballs.png", "samples_robust.png", "trace_grad_norm.png",
-            "trace_eps_cosine.png", "trace_judge_confidence.png"} <= names
+            "trace_eps_cosine.png", "trace_judge_confidence.png", "sensitivity.png"} <= names
     assert len(list((run / "results/figures/grids").glob("*.png"))) == 13  # 12 grid cells + the s=0 ablation cell
     for path in figures:
         with Image.open(path) as img:
@@ -79,10 +82,10 @@ def test_report_holds_every_table_and_figure_with_captions(run, tmp_path):
     snakemake(run, "--report", str(report))
     html = report.read_text(errors="replace")
     for category in ("Table 1 and claims", "Gradient diagnostics", "Samples", "Scale ablation",
-                     "Classifiers and data"):
+                     "Classifiers and data", "Sensitivity"):
         assert category in html, category
     for name in ("table1.csv", "findings.md", "trace_judge_confidence.png", "cosine_baseline.png",
-                 "scale_ablation.png", "classifiers.png"):
+                 "scale_ablation.png", "classifiers.png", "sensitivity.csv", "sensitivity.png"):
         assert name in html, name
     assert "central 90%" in html and "bootstrap interval" in html
 
@@ -105,6 +108,42 @@ def test_changing_the_scale_reruns_only_sampling_and_aggregates(run, tmp_path):
     assert not rules & {"make_data", "train_ddpm", "train_classifier", "scale_ablation"}, proc.stdout[-4000:]
 
 
+def test_sensitivity_study_samples_every_variant_and_reuses_what_a_change_cannot_affect(run):
+    table = pd.read_csv(run / "results/sensitivity.csv")
+    assert list(dict.fromkeys(table.variant)) == ["default", "clip_x0", "T20", "authors"]
+    assert set(table.role) == {"default", "factor", "combined", "sweep"}
+    assert set(table[table.role == "sweep"].scale) == {1}
+    for column in ("judge_accuracy", "accuracy", "fooled", "fid", "judge_accuracy_change"):
+        assert (table[f"{column}_low"] <= table[column] + 1e-12).all() and table[column].notna().all(), column
+    rows = {(r.variant, r.classifier): r for r in table.itertuples()}
+    # clipping x0-hat cannot change the robust x_t cell: its samples are the default's, its change exactly 0
+    assert rows["clip_x0", "robust"].samples == rows["default", "robust"].samples
+    assert rows["clip_x0", "robust"].judge_accuracy_change == 0
+    assert rows["clip_x0", "nonrobust"].samples != rows["default", "nonrobust"].samples
+    # T = 20 trains its own DDPM and robust classifier, and samples all 20 steps
+    with np.load(run / rows["T20", "robust"].samples) as cell:
+        record = json.loads(str(cell["record"]))
+        assert len(cell["timesteps"]) == 20
+    assert record["ddpm"] == "results/models/ddpm_T20" and record["classifier"] == "results/models/robust_T20.pt"
+    assert json.loads((run / "results/models/ddpm_T20/scheduler/scheduler_config.json").read_text())[
+        "num_train_timesteps"] == 20
+    findings = (run / "results/findings.md").read_text()
+    assert "## Sensitivity: why the paper's headline cell differs" in findings
+    assert "| clip_x0 | clip_x0=true |" in findings and "| authors | clip_x0=true, timesteps=20, steps=all |" in findings
+
+
+def test_changing_a_guidance_setting_reruns_only_the_cells_it_can_affect(run, tmp_path):
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["guidance"]["clip_x0"] = True
+    path = tmp_path / "clip.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = snakemake(run, "-n", configfile=path)
+    jobs = re.findall(r"^rule (sample_cell|sample_study_cell):\n(.*?)(?=^\S|\Z)", proc.stdout, flags=re.S | re.M)
+    assert len([j for j in jobs if j[0] == "sample_cell"]) == 6  # the x0-hat cells of the grid, no others
+    assert all("x0=true" in body for _, body in jobs), proc.stdout[-3000:]
+    assert not planned_rules(proc) & {"make_data", "train_ddpm", "train_classifier", "scale_ablation"}
+
+
 def test_changing_the_data_seed_reruns_everything_downstream(run, tmp_path):
     cfg = variant_config(tmp_path, "seed1", **{"data.seed": 1})
     rules = planned_rules(snakemake(run, "-n", configfile=cfg))
@@ -123,6 +162,8 @@ def test_naming_one_figure_builds_only_what_it_needs(tmp_path):
     ({"ddpm.steps": "many"}, "steps"),
     ({"sampling.steps": 0}, "steps"),
     ({"sampling.target": "golfball"}, "target"),
+    ({"guidance.objective": "softmax"}, "objective"),
+    ({"sensitivity.variants": {"fast": {"guidance": {"clip": True}}}}, "clip"),
 ])
 def test_bad_config_stops_before_any_job_naming_the_key(tmp_path, change, key):
     cfg = variant_config(tmp_path, "bad", **change)
@@ -131,6 +172,19 @@ def test_bad_config_stops_before_any_job_naming_the_key(tmp_path, change, key):
     assert proc.returncode != 0
     assert key in out and "validat" in out.lower()
     assert planned_rules(proc) == set()
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"sensitivity.sweep": {"variant": "nope", "scales": [1]}},
+     "sensitivity.sweep.variant 'nope' is not a variant; choose one of default, "),
+    ({"ddpm.block_out_channels": [16, 32]}, "ddpm.block_out_channels [16, 32] has levels of [16] channels"),
+    ({"sampling.target": "volleyball"}, "sampling.target 'volleyball' is not among data.classes"),
+])
+def test_inconsistent_config_stops_before_any_job_naming_the_keys(tmp_path, change, message):
+    cfg = variant_config(tmp_path, "bad", **change)
+    proc = snakemake(tmp_path, "-n", configfile=cfg, check=False)
+    assert proc.returncode != 0 and planned_rules(proc) == set()
+    assert message in proc.stdout + proc.stderr
 
 
 def test_run_record_traces_the_table_to_its_run(run):
@@ -157,7 +211,7 @@ def test_slurm_profile_requests_gpus_for_gpu_rules_only(tmp_path):
     for name, body in re.findall(r"^(?:local)?rule (\w+):\n(.*?)(?=^\S|\Z)", output, flags=re.S | re.M):
         line = re.search(r"resources: (.*)", body)
         resources.setdefault(name, set()).add(line.group(1) if line else "")
-    gpu_rules = {"train_ddpm", "train_classifier", "sample_cell"}
+    gpu_rules = {"train_ddpm", "train_classifier", "sample_cell", "sample_study_cell"}
     assert gpu_rules <= set(resources) and len(resources) > len(gpu_rules)
     for name, lines in resources.items():
         for line in lines:
