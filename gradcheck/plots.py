@@ -226,11 +226,12 @@ def sensitivity_figure(frame: pd.DataFrame, headline: tuple, paper: float, path:
     ax = axes[1]
     others = study[~is_headline[study.index]]
     groups = list(others.groupby(["classifier", "x0", "stabiliser"], sort=False))
+    palette = iter(["tab:blue", "tab:purple", "tab:orange", "tab:green", "tab:brown", "tab:olive", "tab:cyan"])
     for j, ((clf, x0, stab), group) in enumerate(groups):
         value, err = _interval(group, "judge_accuracy")
         offset = (j - (len(groups) - 1) / 2) * 0.15
         ax.errorbar(value, group.variant.map(y) + offset, xerr=err, fmt="o", ms=4, capsize=2,
-                    color=CLASSIFIER_COLOURS.get(clf) if stab == "none" and not x0 else None,
+                    color=CLASSIFIER_COLOURS["robust"] if clf == "robust" else next(palette),
                     label=f"{clf}, {variant_name(bool(x0), stab)}")
     ax.set_title("the other cells: accuracy under the judge (%)", fontsize=9)
 
@@ -239,7 +240,7 @@ def sensitivity_figure(frame: pd.DataFrame, headline: tuple, paper: float, path:
         ax.set_ylim(len(variants) - 0.5, -0.5)
         ax.set_xlim(-3, 103)
         ax.grid(alpha=0.3, axis="x")
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=2)
     axes[1].set_yticklabels([])
 
     ax = axes[2]
@@ -256,7 +257,7 @@ def sensitivity_figure(frame: pd.DataFrame, headline: tuple, paper: float, path:
         ax.minorticks_off()
         ax.set(xlabel="guidance scale s", ylim=(-3, 103))
         ax.set_title(f"x0-hat + ADAM against s, `{sweep.variant.iloc[0]}` settings", fontsize=9)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)
         ax.grid(alpha=0.3)
     else:
         ax.axis("off")
