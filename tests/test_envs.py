@@ -35,3 +35,14 @@ def test_every_rule_has_log_benchmark_and_env():
         for directive in ("log:", "benchmark:"):
             assert text.count(f"    {directive}") == rules + derived, f"{smk.name}: not every rule has {directive}"
         assert text.count("    conda:") == rules, f"{smk.name}: not every rule has conda:"
+
+
+def test_every_shipped_config_passes_the_schema():
+    from snakemake.utils import validate
+
+    for path in [REPO / "config.yaml", *sorted((REPO / "configs").glob("*.yaml"))]:
+        if path.name == "schema.yaml":
+            continue
+        config = yaml.safe_load(path.read_text())
+        validate(config, str(REPO / "configs" / "schema.yaml"))  # raises, naming the key, if not
+        assert config["guidance"]["objective"] in ("log_prob", "logit"), path.name  # defaults filled in
