@@ -148,7 +148,7 @@ def check_claims(frame: pd.DataFrame) -> list[dict]:
     return results
 
 
-def _cell_name(key: tuple) -> str:
+def cell_name(key: tuple) -> str:
     classifier, x0, stabiliser = key
     parts = [p for p in ("x0-hat" if x0 else "", "" if stabiliser == "none" else stabiliser.upper()
                          if stabiliser == "adam" else stabiliser) if p]
@@ -171,7 +171,7 @@ def render(results: list[dict], frame: pd.DataFrame, source: str) -> str:
     ]
     lines += [f"| {r['title']} | **{r['verdict']}** |" for r in results]
     for r in results:
-        a, b = (_cell_name(k) for k in r["cells"])
+        a, b = (cell_name(k) for k in r["cells"])
         lines += ["", f"## {r['title']}: {r['verdict']}", "", f"Paper (Table 1 / figure 2): {r['evidence']}.", ""]
         if not r["rows"]:
             lines.append(f"Not run: the grid lacks `{a}` or `{b}`.")
@@ -184,7 +184,7 @@ def render(results: list[dict], frame: pd.DataFrame, source: str) -> str:
               "| cell | guide (%) | judge (%) | fooled (%) |", "| --- | ---: | ---: | ---: |"]
     for _, row in frame.iterrows():
         key = (row["classifier"], bool(row["x0"]), row["stabiliser"])
-        lines.append(f"| {_cell_name(key)} | {_estimate(row, 'guide').show(100)} | "
+        lines.append(f"| {cell_name(key)} | {_estimate(row, 'guide').show(100)} | "
                      f"{_estimate(row, 'judge').show(100)} | "
                      f"{Estimate(row['fooled'], row['fooled_low'], row['fooled_high']).show(100)} |")
     return "\n".join(lines) + "\n"

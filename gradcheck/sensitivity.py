@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .findings import Estimate, approaches, ACCURACY_MARGIN, HOLDS
+from .findings import ACCURACY_MARGIN, HOLDS, Estimate, approaches, cell_name
 from .stats import hierarchical_bootstrap, mean_statistic
 from .table import METRICS, stabiliser_order
 
@@ -129,12 +129,6 @@ def reaches_paper(accuracy: Estimate) -> bool:
     return approaches(accuracy, paper, ACCURACY_MARGIN) == HOLDS
 
 
-def _cell_label(classifier: str, x0: bool, stabiliser: str) -> str:
-    parts = [p for p in ("x0-hat" if x0 else "", "ADAM" if stabiliser == "adam" else
-                         "" if stabiliser == "none" else stabiliser) if p]
-    return f"{classifier}, {' + '.join(parts) or 'none'}"
-
-
 def render(frame: pd.DataFrame, source: str) -> str:
     """The findings section: how much of the gap to the paper's 85.9% each setting closes."""
     headline = frame[(frame.classifier == HEADLINE[0]) & (frame.x0 == HEADLINE[1])
@@ -181,7 +175,7 @@ def render(frame: pd.DataFrame, source: str) -> str:
 
     cells = frame[frame.role != "sweep"].drop_duplicates(CELL_KEYS)[CELL_KEYS].values.tolist()
     lines += ["", "Judge accuracy (%) of every cell of the study, per variant:", "",
-              "| variant | " + " | ".join(_cell_label(*c) for c in cells) + " |",
+              "| variant | " + " | ".join(cell_name(tuple(c)) for c in cells) + " |",
               "| --- |" + " ---: |" * len(cells)]
     for variant, group in frame[frame.role != "sweep"].groupby("variant", sort=False):
         by_cell = {tuple(r[k] for k in CELL_KEYS): r for _, r in group.iterrows()}

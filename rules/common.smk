@@ -45,12 +45,9 @@ def _check_config(cfg):
             f"config: metrics.fid_n ({fid_n}) x {n_seeds} sampling.seeds exceeds data.train_per_class "
             f"({cfg['data']['train_per_class']}): every seed needs its own real images"
         )
-    study = cfg.get("sensitivity")
-    if study and study.get("sweep"):
-        sweep_variant = study["sweep"].get("variant") or study.get("combined") or "default"
-        if sweep_variant not in study_variants(cfg):
-            raise ValueError(f"config: sensitivity.sweep.variant {sweep_variant!r} is not a variant; "
-                             f"choose one of {', '.join(study_variants(cfg))}")
+    if sweep_variant(cfg) not in study_variants(cfg):
+        raise ValueError(f"config: sensitivity.sweep.variant {sweep_variant(cfg)!r} is not a variant; "
+                         f"choose one of {', '.join(study_variants(cfg))}")
     metrics = cfg["metrics"]
     if metrics["fid_features"] == "inception" and not metrics.get("inception_weights"):
         raise ValueError("config: metrics.fid_features is 'inception' but metrics.inception_weights is not set")
@@ -70,6 +67,12 @@ def study_variants(cfg):
                 merged.setdefault(section, {}).update(keys)
         variants[combined] = merged
     return variants
+
+
+def sweep_variant(cfg):
+    """The variant whose settings the scale sweep uses: named, else the combined one, else 'default'."""
+    study = cfg.get("sensitivity") or {}
+    return (study.get("sweep") or {}).get("variant") or study.get("combined") or "default"
 
 
 def study_settings_all(cfg):

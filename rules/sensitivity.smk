@@ -24,8 +24,7 @@ def study_jobs():
     jobs = [(variant, cell) for variant in STUDY_VARIANTS for cell in cells]
     sweep = STUDY.get("sweep")
     if sweep:
-        variant = sweep.get("variant") or STUDY.get("combined") or "default"
-        jobs += [(variant, HEADLINE_CELL | dict(scale=fmt_scale(s))) for s in sweep["scales"]]
+        jobs += [(sweep_variant(config), HEADLINE_CELL | dict(scale=fmt_scale(s))) for s in sweep["scales"]]
     return list({(v, tuple(c.values())): (v, c) for v, c in jobs}.values())
 
 
