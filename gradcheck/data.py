@@ -43,6 +43,11 @@ _TRAIN, _VAL = 0, 1  # SeedSequence streams: train and validation never share a 
 _WHITE = (255, 255, 255)
 _ARRAY_KEYS = ("train_images", "train_labels", "val_images", "val_labels")
 
+# Where a data set file's images came from, stored as its ``source``: drawn by make-data, or
+# read from a user's image folder (gradcheck.folder), whose class names are the sub-folders'.
+SPORTBALLS_SOURCE = "sportballs"
+FOLDER_SOURCE_PREFIX = "folder:"  # followed by the folder's absolute path
+
 
 def class_index(name: str, classes: tuple[str, ...] = CLASSES) -> int:
     try:
@@ -80,6 +85,31 @@ def check_scale_range(scale_range, size: int | None = None) -> tuple[float, floa
         raise ValueError(f"scale_range high {high:g} leaves no {MARGIN:g} px margin at {size} px "
                          f"(at most {(size - 2 * MARGIN) / size:g}), got {scale_range!r}")
     return low, high
+
+
+def check_source(source) -> str:
+    """``source`` as a string: :data:`SPORTBALLS_SOURCE`, or :data:`FOLDER_SOURCE_PREFIX` and a path."""
+    if isinstance(source, np.ndarray) and source.ndim == 0:
+        source = source.item()
+    folder = isinstance(source, str) and source.startswith(FOLDER_SOURCE_PREFIX) and source != FOLDER_SOURCE_PREFIX
+    if not (source == SPORTBALLS_SOURCE or folder):
+        raise ValueError(f"source must be {SPORTBALLS_SOURCE!r} or '{FOLDER_SOURCE_PREFIX}<path>', got {source!r}")
+    return source
+
+
+def check_class_names(classes) -> tuple[str, ...]:
+    """Class names of a data set read from a folder: two or more distinct non-empty names."""
+    if isinstance(classes, str) or not hasattr(classes, "__iter__"):
+        raise ValueError(f"classes must be a list of class names, got {classes!r}")
+    names = tuple(str(c) for c in classes)
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate class {', '.join(map(repr, duplicates))} in classes {list(names)}")
+    if "" in names:
+        raise ValueError(f"empty class name in classes {list(names)}")
+    if len(names) < 2:
+        raise ValueError(f"need at least 2 classes, got {list(names)}")
+    return names
 
 
 # --- drawing -------------------------------------------------------------------------
@@ -281,8 +311,23 @@ def build_dataset(n_train_per_class: int, n_val_per_class: int, size: int, seed:
 
 
 def save_dataset(path: str | os.PathLike, data: dict[str, np.ndarray], *, seed: int, size: int,
-                 classes: tuple[str, ...] = CLASSES, scale_range: tuple[float, float] = SCALE_RANGE) -> None:
-    classes, scale_range = check_classes(classes), check_scale_range(scale_range, size)
+                 classes: tuple[str, ...] = CLASSES, scale_range: tuple[float, float] | None = None,
+                 source: str = SPORTBALLS_SOURCE) -> None:
+    """Write ``data`` (the four arrays of :func:`build_dataset`) with its class names, seed and size.
+
+    ``source`` says where the images came from: :data:`SPORTBALLS_SOURCE` (``classes`` must
+    be balls; ``scale_range`` defaults to :data:`SCALE_RANGE`), or ``"folder:<path>"`` from
+    :func:`gradcheck.folder.folder_source` (any two or more distinct names; no
+    ``scale_range``, which only SportBalls has).
+    """
+    source = check_source(source)
+    if source == SPORTBALLS_SOURCE:
+        classes = check_classes(classes)
+        extra = {"scale_range": np.array(check_scale_range(SCALE_RANGE if scale_range is None else scale_range, size))}
+    else:
+        if scale_range is not None:
+            raise ValueError(f"scale_range is a SportBalls option; a data set from {source!r} has none")
+        classes, extra = check_class_names(classes), {}
     arrays = {key: np.asarray(data[key]) for key in _ARRAY_KEYS}
     for split in ("train", "val"):
         labels = arrays[f"{split}_labels"]
@@ -290,15 +335,17 @@ def save_dataset(path: str | os.PathLike, data: dict[str, np.ndarray], *, seed: 
             raise ValueError(f"{split} labels span {labels.min()}..{labels.max()} but there are "
                              f"{len(classes)} classes {list(classes)}")
     with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file handle: numpy adds no ".npz"
-        np.savez_compressed(f, **arrays, classes=np.array(classes), scale_range=np.array(scale_range),
-                            seed=np.int64(seed), size=np.int64(size))
+        np.savez_compressed(f, **arrays, classes=np.array(classes), **extra,
+                            seed=np.int64(seed), size=np.int64(size), source=np.array(source))
 
 
 def load_dataset(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read a file written by :func:`save_dataset`, checking that it is whole and complete.
 
-    ``classes`` may be any list of known balls; files from before ``scale_range`` was
-    stored get :data:`SCALE_RANGE`, the only range there was then.
+    ``source`` (a 0-d string array) says where the images came from; files from before it
+    was stored are SportBalls. SportBalls ``classes`` may be any list of known balls; files
+    from before ``scale_range`` was stored get :data:`SCALE_RANGE`, the only range there was
+    then. A folder's data set may have any distinct class names and has no ``scale_range``.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"SportBalls data set not found: {path}")
@@ -310,19 +357,30 @@ def load_dataset(path: str | os.PathLike) -> dict[str, np.ndarray]:
     missing = [k for k in (*_ARRAY_KEYS, "classes", "seed", "size") if k not in data]
     if missing:
         raise ValueError(f"{path} lacks the arrays {missing}; regenerate it")
+    source = data.setdefault("source", np.array(SPORTBALLS_SOURCE))
+    if source.ndim != 0 or source.dtype.kind != "U":
+        raise ValueError(f"{path}: source must be a string, got {source.dtype} {source.shape}")
+    try:
+        check_source(source.item())
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    sportballs = source.item() == SPORTBALLS_SOURCE
     classes = data["classes"]
     if classes.ndim != 1 or len(classes) == 0 or classes.dtype.kind != "U":
         raise ValueError(f"{path}: classes must be a non-empty list of names, got {classes.tolist()!r}")
-    unknown = [c for c in classes.tolist() if c not in BALLS]
+    unknown = [c for c in classes.tolist() if c not in BALLS] if sportballs else []
     if unknown or len(set(classes.tolist())) != len(classes):
         raise ValueError(f"{path} has classes {classes.tolist()}: "
                          + (f"unknown {unknown}; valid classes: {', '.join(BALLS)}" if unknown else "duplicates"))
-    if "scale_range" not in data:
-        data["scale_range"] = np.array(SCALE_RANGE)
-    try:
-        check_scale_range(data["scale_range"].tolist())
-    except ValueError as err:
-        raise ValueError(f"{path}: {err}") from None
+    if not sportballs and "" in classes.tolist():
+        raise ValueError(f"{path} has an empty class name in classes {classes.tolist()}")
+    if sportballs:
+        if "scale_range" not in data:
+            data["scale_range"] = np.array(SCALE_RANGE)
+        try:
+            check_scale_range(data["scale_range"].tolist())
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
     for split in ("train", "val"):
         images, labels = data[f"{split}_images"], data[f"{split}_labels"]
         if images.ndim != 4 or images.dtype != np.uint8 or len(images) != len(labels):
