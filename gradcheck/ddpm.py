@@ -7,26 +7,30 @@ result is a ``DDPMPipeline`` directory, so ``DDPMPipeline.from_pretrained`` load
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import logging
 import math
 import os
+import shutil
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import safetensors.torch
 import torch
-import torch.nn.functional as F
 from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
-from diffusers.training_utils import EMAModel
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel, compute_snr
 from tqdm.auto import tqdm
 
 from .atomic import atomic_dir, atomic_path, write_json
 from .checkpoint import CheckpointError, load_torch
-from .device import autocast, describe
+from .device import describe
 
 log = logging.getLogger(__name__)
+SNAPSHOTS = "snapshots"  # sub-directory of the pipeline directory: sampling weights during training
 
 
 @dataclass(frozen=True)
@@ -44,21 +48,45 @@ class UNetConfig:
             )
 
 
+LR_SCHEDULES = ("constant", "cosine")
+LOSS_WEIGHTINGS = ("uniform", "min_snr")
+PRECISIONS = ("float32", "bfloat16")
+
+
 @dataclass(frozen=True)
 class DDPMTrainConfig:
     unet: UNetConfig = field(default_factory=UNetConfig)
     num_train_timesteps: int = 1000
+    scale_betas: bool = False  # betas 1e-4 -> 0.02 times 1000 / T: any T spans T = 1000's noise levels
     steps: int = 1000
     batch_size: int = 64
     lr: float = 1e-3
+    warmup_steps: int = 0      # linear learning-rate warm-up (the authors: 500)
+    lr_schedule: str = "constant"  # constant | cosine: decay to 0 over the run after warm-up (the authors)
+    grad_clip: float | None = None  # max gradient norm (the authors: 1.0)
+    loss_weighting: str = "uniform"  # uniform | min_snr: eps loss weighted by min(SNR, gamma) / SNR
+    min_snr_gamma: float = 5.0
+    precision: str = "float32"  # float32 | bfloat16: autocast of the UNet's forward (CPU with avx512_bf16, CUDA)
     ema_decay: float = 0.995
     checkpoint_every: int = 200
+    snapshot_every: int = 0     # keep the EMA weights every this many steps (0: none), for quality over training
     seed: int = 0
 
     def __post_init__(self):
         for name in ("num_train_timesteps", "steps", "batch_size", "checkpoint_every"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("warmup_steps", "snapshot_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 or positive, got {getattr(self, name)}")
+        choices = {"lr_schedule": LR_SCHEDULES, "loss_weighting": LOSS_WEIGHTINGS, "precision": PRECISIONS}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of {', '.join(allowed)}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"grad_clip must be positive or None, got {self.grad_clip}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
 
 def build_unet(cfg: UNetConfig, image_size: int) -> UNet2DModel:
@@ -75,11 +103,20 @@ def build_unet(cfg: UNetConfig, image_size: int) -> UNet2DModel:
     )
 
 
-def build_scheduler(num_train_timesteps: int) -> DDPMScheduler:
-    """Linear betas, fixed small variance, epsilon prediction: the paper's DDPM."""
+def build_scheduler(num_train_timesteps: int, scale_betas: bool = False) -> DDPMScheduler:
+    """Linear betas, fixed small variance, epsilon prediction: the paper's DDPM.
+
+    The DDPM paper's betas run from 1e-4 to 0.02 whatever T is; with T = 400 (the authors')
+    x_T then keeps sqrt(alpha_bar_T) = 0.13 of the image, while sampling starts from pure
+    noise. ``scale_betas`` multiplies both ends by 1000 / T (Nichol & Dhariwal 2021), so any T
+    spans the noise levels of T = 1000 (alpha_bar_T about 4e-5).
+    """
+    scale = 1000 / num_train_timesteps if scale_betas else 1.0
     return DDPMScheduler(
         num_train_timesteps=num_train_timesteps,
         beta_schedule="linear",
+        beta_start=1e-4 * scale,
+        beta_end=0.02 * scale,
         variance_type="fixed_small",
         prediction_type="epsilon",
     )
@@ -138,14 +175,18 @@ def train_ddpm(
     image_size = images.shape[-1]
     torch.manual_seed(cfg.seed)
     unet = build_unet(cfg.unet, image_size).to(device)
-    scheduler = build_scheduler(cfg.num_train_timesteps)
+    scheduler = build_scheduler(cfg.num_train_timesteps, cfg.scale_betas)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=cfg.lr)
-    ema = EMAModel(unet.parameters(), decay=cfg.ema_decay, model_cls=UNet2DModel, model_config=unet.config)
+    lr_schedule = get_scheduler(cfg.lr_schedule, optimizer, num_warmup_steps=cfg.warmup_steps,
+                                num_training_steps=cfg.steps)
+    ema = (EMAModel(unet.parameters(), decay=cfg.ema_decay, model_cls=UNet2DModel, model_config=unet.config)
+           if cfg.ema_decay > 0 else None)
 
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = work_dir / "last.pt"
     loss_log = work_dir / "loss.csv"
+    snapshot_dir = work_dir / SNAPSHOTS
     # A checkpoint is only resumed for the very same settings and data.
     identity = {"config": asdict(cfg), "image_size": image_size, "data": _fingerprint(images)}
     start = 0
@@ -153,17 +194,21 @@ def train_ddpm(
     if state is not None and state.get("identity") == identity:
         unet.load_state_dict(state["unet"])
         optimizer.load_state_dict(state["optimizer"])
-        ema.load_state_dict(state["ema"])
+        lr_schedule.load_state_dict(state["lr_schedule"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
         start = state["step"]
         log.info("resuming DDPM training from step %d (%s)", start, ckpt_path)
     else:
         if state is not None:
             log.warning("%s is for other settings or data; starting afresh", ckpt_path)
         loss_log.unlink(missing_ok=True)
-    ema.to(device)
+        shutil.rmtree(snapshot_dir, ignore_errors=True)
+    if ema is not None:
+        ema.to(device)
 
     n_params = sum(p.numel() for p in unet.parameters())
-    log.info("UNet2DModel with %.2fM parameters on %s", n_params / 1e6, describe(device))
+    log.info("UNet2DModel with %.2fM parameters on %s, %s", n_params / 1e6, describe(device), cfg.precision)
     losses: list[float] = []
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     unet.train()
@@ -174,43 +219,95 @@ def train_ddpm(
         for step in bar:
             x_t, noise, t = _training_batch(images, scheduler, cfg, step)
             x_t, noise, t = x_t.to(device), noise.to(device), t.to(device)
-            with autocast(device):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bfloat16"):
                 pred = unet(x_t, t).sample
-            loss = F.mse_loss(pred.float(), noise)
+            loss = (loss_weights(scheduler, t, cfg) * (pred.float() - noise).pow(2).flatten(1).mean(1)).mean()
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(f"DDPM loss became {loss.item()} at step {step}; lower the learning rate")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if cfg.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(unet.parameters(), cfg.grad_clip)
             optimizer.step()
-            ema.step(unet.parameters())
+            lr_schedule.step()
+            if ema is not None:
+                ema.step(unet.parameters())
             losses.append(loss.item())
             writer.writerow([step, f"{loss.item():.6f}"])
-            bar.set_postfix(loss=f"{loss.item():.4f}")
+            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
             done = step + 1
+            if cfg.snapshot_every and done % cfg.snapshot_every == 0 and done < cfg.steps:
+                with sampling_weights(unet, ema):  # written before the checkpoint: a resume never skips one
+                    _save_snapshot(snapshot_dir, unet, done)
             if done % cfg.checkpoint_every == 0 or done == end:
                 fh.flush()
-                _save_checkpoint(ckpt_path, unet, optimizer, ema, done, identity)
+                _save_checkpoint(ckpt_path, unet, optimizer, lr_schedule, ema, done, identity)
 
     if end < cfg.steps:
         return losses
-    # Sampling uses the EMA weights, as is standard for DDPMs.
-    ema.copy_to(unet.parameters())
-    with atomic_dir(out_dir) as tmp:
+    with sampling_weights(unet, ema), atomic_dir(out_dir) as tmp:
         DDPMPipeline(unet=unet.eval().to("cpu"), scheduler=scheduler).save_pretrained(tmp)
+        if snapshot_dir.is_dir():
+            shutil.copytree(snapshot_dir, Path(tmp) / SNAPSHOTS)
         write_json(Path(tmp) / "training.json", {
             "config": asdict(cfg), "image_size": image_size, "parameters": n_params,
             "final_loss_mean_last_100": sum(losses[-100:]) / max(1, len(losses[-100:])),
             "device": describe(device),
         })
     ckpt_path.unlink()  # the model is saved; a stale checkpoint must never be resumed
+    shutil.rmtree(snapshot_dir, ignore_errors=True)
     return losses
+
+
+def loss_weights(scheduler: DDPMScheduler, t: torch.Tensor, cfg: DDPMTrainConfig) -> torch.Tensor:
+    """Per-sample weight of the eps loss: 1, or min-SNR's min(SNR(t), gamma) / SNR(t) (Hang et al. 2023)."""
+    if cfg.loss_weighting == "uniform":
+        return torch.ones(t.shape, device=t.device)
+    snr = compute_snr(scheduler, t)
+    return snr.clamp(max=cfg.min_snr_gamma) / snr
+
+
+@contextlib.contextmanager
+def sampling_weights(unet: UNet2DModel, ema: EMAModel | None):
+    """The UNet holds the EMA weights inside the block (sampling uses them), its own after."""
+    if ema is None:
+        yield
+        return
+    ema.store(unet.parameters())
+    ema.copy_to(unet.parameters())
+    try:
+        yield
+    finally:
+        ema.restore(unet.parameters())
+
+
+def snapshot_steps(ddpm_dir: str | os.PathLike) -> dict[int, Path]:
+    """step -> file of the sampling weights kept during training (``snapshot_every``), in step order."""
+    files = sorted((Path(ddpm_dir) / SNAPSHOTS).glob("step_*.safetensors"))
+    return {int(f.stem.split("_")[1]): f for f in files}
+
+
+def load_snapshot(unet: UNet2DModel, path: str | os.PathLike) -> UNet2DModel:
+    """Put a snapshot's weights into ``unet`` (the pipeline's, same shape), keeping its dtype and device."""
+    param = next(unet.parameters())
+    state = safetensors.torch.load_file(str(path))
+    unet.load_state_dict({k: v.to(param.device, param.dtype) for k, v in state.items()})
+    return unet
 
 
 def _fingerprint(images: torch.Tensor) -> str:
     return hashlib.sha256(images.contiguous().numpy().tobytes()).hexdigest()[:16]
 
 
-def _save_checkpoint(path, unet, optimizer, ema, step, identity):
+def _save_checkpoint(path, unet, optimizer, lr_schedule, ema, step, identity):
     with atomic_path(path) as tmp:
         torch.save({"kind": "ddpm-train", "step": step, "identity": identity, "unet": unet.state_dict(),
-                    "optimizer": optimizer.state_dict(), "ema": ema.state_dict()}, tmp)
+                    "optimizer": optimizer.state_dict(), "lr_schedule": lr_schedule.state_dict(),
+                    "ema": None if ema is None else ema.state_dict()}, tmp)
+
+
+def _save_snapshot(directory: Path, unet: UNet2DModel, step: int) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    with atomic_path(directory / f"step_{step:06d}.safetensors") as tmp:
+        safetensors.torch.save_file({k: v.detach().cpu().contiguous() for k, v in unet.state_dict().items()},
+                                    str(tmp))

@@ -8,7 +8,6 @@ held until the process exits, so N concurrent jobs land on N different cards.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import logging
 import os
@@ -77,10 +76,3 @@ def describe(device: torch.device) -> dict:
         info["gpu_uuid"] = str(torch.cuda.get_device_properties(device).uuid)
         info["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
     return info
-
-
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA (training speed); a no-op on the CPU, where bf16 is slower."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()

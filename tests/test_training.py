@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -6,7 +8,8 @@ from diffusers import DDPMPipeline
 from gradcheck.checkpoint import CheckpointError
 from gradcheck.classifier import ClassifierTrainConfig, load_classifier, save_classifier, train_classifier
 from gradcheck.data import CLASSES, build_dataset, images_to_tensor
-from gradcheck.ddpm import DDPMTrainConfig, UNetConfig, build_scheduler, load_pipeline, train_ddpm
+from gradcheck.ddpm import (DDPMTrainConfig, UNetConfig, build_scheduler, load_pipeline, load_snapshot, loss_weights,
+                            snapshot_steps, train_ddpm)
 
 SMALL_UNET = UNetConfig(block_out_channels=(32, 32), layers_per_block=1, attention=(False, False))
 
@@ -57,11 +60,87 @@ def test_a_checkpoint_of_other_settings_or_data_is_not_resumed(tmp_path, data):
     assert not (tmp_path / "v" / "last.pt").exists()  # removed once the model is saved
 
 
+def test_resuming_a_run_with_warm_up_decay_clipping_and_snapshots_changes_nothing(tmp_path, data):
+    images = images_to_tensor(data["train_images"])
+    cpu = torch.device("cpu")
+    cfg = _cfg(steps=8, checkpoint_every=2, snapshot_every=3, warmup_steps=2, lr_schedule="cosine", grad_clip=0.5,
+               loss_weighting="min_snr")
+    straight = train_ddpm(images, tmp_path / "a", cfg, cpu, tmp_path / "wa")
+    first = train_ddpm(images, tmp_path / "b", cfg, cpu, tmp_path / "wb", stop_after=4)
+    second = train_ddpm(images, tmp_path / "b", cfg, cpu, tmp_path / "wb")
+    np.testing.assert_allclose(first + second, straight, rtol=1e-6)
+    assert list(snapshot_steps(tmp_path / "a")) == list(snapshot_steps(tmp_path / "b")) == [3, 6]
+    for step, path in snapshot_steps(tmp_path / "a").items():
+        a, _ = load_pipeline(tmp_path / "a")
+        b, _ = load_pipeline(tmp_path / "b")
+        load_snapshot(a, path), load_snapshot(b, snapshot_steps(tmp_path / "b")[step])
+        for pa, pb in zip(a.parameters(), b.parameters()):
+            torch.testing.assert_close(pa, pb)
+    assert not (tmp_path / "wa" / "snapshots").exists()  # moved into the model directory
+
+
+def test_a_snapshot_holds_the_weights_a_run_of_that_length_ends_with(tmp_path, data):
+    """Snapshot k of a long run = the final sampling weights of the same run stopped at k (constant lr)."""
+    images = images_to_tensor(data["train_images"])
+    cpu = torch.device("cpu")
+    train_ddpm(images, tmp_path / "long", _cfg(steps=6, snapshot_every=4), cpu, tmp_path / "wl")
+    train_ddpm(images, tmp_path / "short", _cfg(steps=4), cpu, tmp_path / "ws")
+    snap, _ = load_pipeline(tmp_path / "long")
+    load_snapshot(snap, snapshot_steps(tmp_path / "long")[4])
+    short, _ = load_pipeline(tmp_path / "short")
+    for ps, pq in zip(snap.parameters(), short.parameters()):
+        torch.testing.assert_close(ps, pq)
+    assert DDPMPipeline.from_pretrained(tmp_path / "long").unet is not None  # snapshots/ does not disturb diffusers
+
+
+def test_learning_rate_follows_warm_up_and_cosine_decay(tmp_path, data):
+    images = images_to_tensor(data["train_images"])
+    cfg = _cfg(steps=10, checkpoint_every=1, warmup_steps=4, lr_schedule="cosine", lr=1e-3)
+    for k in range(1, 10):
+        train_ddpm(images, tmp_path / "m", cfg, torch.device("cpu"), tmp_path / "w", stop_after=k)
+        state = torch.load(tmp_path / "w" / "last.pt", weights_only=False)
+        by_hand = 1e-3 * (k / 4 if k < 4 else 0.5 * (1 + math.cos(math.pi * (k - 4) / 6)))
+        assert state["lr_schedule"]["_last_lr"][0] == pytest.approx(by_hand)
+
+
+def test_scaled_betas_reach_pure_noise_at_any_t():
+    by_hand = np.cumprod(1 - np.linspace(1e-4 * 2.5, 0.02 * 2.5, 400))
+    np.testing.assert_allclose(build_scheduler(400, scale_betas=True).alphas_cumprod.numpy(), by_hand, rtol=1e-4)
+    assert build_scheduler(400).alphas_cumprod[-1] > 0.015  # unscaled: x_T keeps 13% of the image
+    assert build_scheduler(400, scale_betas=True).alphas_cumprod[-1] < 1e-4
+    torch.testing.assert_close(build_scheduler(1000, scale_betas=True).betas, build_scheduler(1000).betas)
+
+
+def test_min_snr_weights_by_hand():
+    scheduler = build_scheduler(100)
+    t = torch.tensor([0, 10, 50, 99])
+    abar = scheduler.alphas_cumprod[t]
+    snr = abar / (1 - abar)
+    cfg = _cfg(loss_weighting="min_snr", min_snr_gamma=5.0)
+    torch.testing.assert_close(loss_weights(scheduler, t, cfg), torch.minimum(snr, torch.tensor(5.0)) / snr)
+    assert torch.equal(loss_weights(scheduler, t, _cfg()), torch.ones(4))
+
+
+def test_bfloat16_training_stays_near_float32(tmp_path, data):
+    images = images_to_tensor(data["train_images"])
+    cpu = torch.device("cpu")
+    fp32 = train_ddpm(images, tmp_path / "a", _cfg(steps=3), cpu, tmp_path / "wa")
+    bf16 = train_ddpm(images, tmp_path / "b", _cfg(steps=3, precision="bfloat16"), cpu, tmp_path / "wb")
+    # same batches and initial weights; bfloat16 keeps about 3 significant digits
+    np.testing.assert_allclose(bf16, fp32, rtol=0.05)
+    assert bf16 != fp32  # the option does change the arithmetic
+
+
 def test_non_positive_settings_are_rejected():
     with pytest.raises(ValueError, match="steps must be positive"):
         _cfg(steps=0)
     with pytest.raises(ValueError, match="one flag per level"):
         UNetConfig(block_out_channels=(32, 64), attention=(False,))
+    for bad, match in (({"lr_schedule": "linear"}, "unknown lr_schedule"), ({"precision": "float16"}, "precision"),
+                       ({"loss_weighting": "snr"}, "loss_weighting"), ({"grad_clip": 0.0}, "grad_clip"),
+                       ({"warmup_steps": -1}, "warmup_steps"), ({"ema_decay": 1.0}, "ema_decay")):
+        with pytest.raises(ValueError, match=match):
+            _cfg(**bad)
 
 
 def test_classifier_learns_and_reports_both_accuracies(tmp_path, data):
