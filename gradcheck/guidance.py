@@ -222,7 +222,7 @@ def noise_and_gradient(unet: UNet2DModel, classifier: torch.nn.Module | None, x:
     """
     unet_dtype = next(unet.parameters()).dtype
     if classifier is None or not settings.x0_hat:
-        with torch.no_grad():
+        with torch.inference_mode():  # eps needs no graph: lighter than no_grad
             eps = unet(x.to(unet_dtype), t).sample.float()
         if classifier is None:
             return eps, None
@@ -246,17 +246,20 @@ def guided_sample(
     num_inference_steps: int | None = None,
     progress: bool = True,
     judge: torch.nn.Module | None = None,
+    judge_every: int = 1,
 ) -> tuple[torch.Tensor, SamplingTrace]:
     """Sample from x_T = ``noise`` with classifier guidance; returns images in [-1, 1] and the trace.
 
     ``num_inference_steps`` respaces the schedule (fewer steps for CPU runs); None uses
     every training step. ``judge``, a classifier that only watches, scores x0_hat at every
-    step; it never changes the samples. The unet and classifiers should be in eval mode.
+    ``judge_every``-th step and at the last (NaN between); it never changes the samples. The unet and classifiers should be in eval mode.
     The unet runs in the dtype of its parameters; everything else in float32.
     """
     steps = num_inference_steps or scheduler.config.num_train_timesteps
     if steps <= 0:
         raise ValueError(f"num_inference_steps must be positive, got {steps}")
+    if judge_every <= 0:
+        raise ValueError(f"judge_every must be positive, got {judge_every}")
     if len(generators) != noise.shape[0]:
         raise ValueError(f"{len(generators)} generators for a batch of {noise.shape[0]}")
     guided = settings.scale != 0
@@ -272,7 +275,7 @@ def guided_sample(
         eps, g = noise_and_gradient(unet, classifier if guided else None, x, t, alphas_cumprod[t], settings)
 
         with torch.no_grad():
-            if judge is not None:
+            if judge is not None and (k % judge_every == 0 or k == steps - 1):
                 x0_seen = x0_estimate(x, eps, alphas_cumprod[t]).clamp(-1, 1)
                 trace.judge_confidence[k] = F.softmax(judge(x0_seen).float(), dim=1)[:, settings.target].cpu()
             x_next = scheduler.step(eps, t, x, generator=generators).prev_sample
@@ -299,7 +302,7 @@ def guided_sample(
 
 def sample_seeds(seeds: list[int], unet, scheduler, classifier, settings: GuidanceSettings, batch_size: int,
                  num_inference_steps: int | None, device, progress: bool = True,
-                 judge: torch.nn.Module | None = None) -> tuple[torch.Tensor, SamplingTrace]:
+                 judge: torch.nn.Module | None = None, judge_every: int = 1) -> tuple[torch.Tensor, SamplingTrace]:
     """Sample one image per seed in batches of ``batch_size``; the result does not depend on it."""
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -309,7 +312,7 @@ def sample_seeds(seeds: list[int], unet, scheduler, classifier, settings: Guidan
         gens = sample_generators(seeds[i:i + batch_size])
         noise = initial_noise(gens, shape, device)
         x, trace = guided_sample(unet, scheduler, classifier, noise, settings, gens, num_inference_steps, progress,
-                                 judge=judge)
+                                 judge=judge, judge_every=judge_every)
         images.append(x.cpu())
         traces.append(trace)
     return torch.cat(images), SamplingTrace.concat(traces)

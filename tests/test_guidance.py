@@ -190,6 +190,21 @@ def test_judge_watches_without_changing_the_samples(unet, scheduler):
     assert conf[-1].mean() > conf[0].mean()
 
 
+def test_a_judge_every_kth_step_reads_those_steps_alone(unet, scheduler):
+    settings = GuidanceSettings(scale=20.0, target=0, x0_hat=True)
+    gens = lambda: sample_generators([0, 1, 2])  # noqa: E731
+    runs = {k: guided_sample(unet, scheduler, ColourClassifier(), initial_noise(gens(), SHAPE, "cpu"), settings,
+                             gens(), 10, progress=False, judge=ColourClassifier(), judge_every=k) for k in (1, 4)}
+    assert torch.equal(runs[1][0], runs[4][0])  # the samples do not change
+    every, sparse = runs[1][1].judge_confidence, runs[4][1].judge_confidence
+    read = [0, 4, 8, 9]  # every 4th step and the last
+    torch.testing.assert_close(sparse[read], every[read])
+    assert torch.isnan(sparse[[k for k in range(10) if k not in read]]).all()
+    with pytest.raises(ValueError, match="judge_every"):
+        guided_sample(unet, scheduler, None, initial_noise(gens(), SHAPE, "cpu"), GuidanceSettings(), gens(), 10,
+                      progress=False, judge_every=0)
+
+
 def test_eps_cosine_is_the_cosine_of_the_applied_direction(unet, scheduler):
     """With one step and no stabiliser, the applied direction is the normalised raw gradient."""
     settings = GuidanceSettings(scale=1.0, target=0)
