@@ -264,3 +264,27 @@ def sensitivity_figure(frame: pd.DataFrame, headline: tuple, paper: float, path:
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     _save(fig, path)
+
+
+def ddpm_quality_figure(frame: pd.DataFrame, path: str | os.PathLike, title: str, fid_goal: float = 3.0,
+                        share_band: tuple[float, float] = (0.15, 0.35)) -> None:
+    """FID ratio to real-vs-real and the judge's class mix of unguided samples, against training step."""
+    frame = frame.sort_values("step")
+    classes = [c[len("share_"):] for c in frame.columns if c.startswith("share_")]
+    fig, (ax_fid, ax_mix) = plt.subplots(1, 2, figsize=(11, 3.6))
+    ax_fid.plot(frame["step"], frame["fid_ratio"], "o-", color="black", label="samples vs real")
+    ax_fid.axhline(fid_goal, ls="--", color="tab:green", label=f"goal: {fid_goal:g}x real vs real")
+    ax_fid.axhline(1, ls=":", color="grey", label="real vs real (the floor at this size)")
+    ax_fid.set(xlabel="training step", ylabel="FID / FID(real, real)  (log scale)", yscale="log")
+    ax_fid.legend(fontsize=7)
+    for name in classes:
+        ax_mix.plot(frame["step"], frame[f"share_{name}"] * 100, "o-", ms=4, label=name)
+    ax_mix.axhspan(share_band[0] * 100, share_band[1] * 100, color="tab:green", alpha=0.12,
+                   label=f"goal: {share_band[0]:.0%} to {share_band[1]:.0%} each")
+    ax_mix.set(xlabel="training step", ylabel="share of unguided samples (%), judge", ylim=(-2, 102))
+    ax_mix.legend(fontsize=7, ncol=2)
+    for ax in (ax_fid, ax_mix):
+        ax.grid(alpha=0.3)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)

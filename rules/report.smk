@@ -216,6 +216,40 @@ rule classifier_summary:
         "judge={input.judge} --figure {output.figure} --csv {output.csv} 2> {log}"
 
 
+# The unconditional DDPM's own quality, apart from any guide: the judge's class mix and the
+# FID of s = 0 samples (the cells' seeds) at every training snapshot and the final weights.
+rule ddpm_quality:
+    input:
+        ddpm=ddpm_path(config["ddpm"]["timesteps"]),
+        judge="results/models/judge.pt",
+        data=rules.make_data.output.data,
+    output:
+        csv="results/ddpm.csv",
+        figure=report(
+            "results/figures/ddpm_quality.png", caption=CAPTIONS + "ddpm_quality.rst", category="5. Classifiers and data"
+        ),
+    params:
+        flags=cli_flags(
+            seeds=config["sampling"]["seeds"],
+            num_samples=config["sampling"]["num_samples"],
+            batch_size=config["sampling"]["batch_size"],
+            steps="all" if config["sampling"]["steps"] in (None, "all") else config["sampling"]["steps"],
+            unet_dtype=config["guidance"]["unet_dtype"],
+        ),
+        runtime=cli_flags(**RUNTIME),
+    resources:
+        gpu=1,
+    log:
+        "results/logs/ddpm_quality.log",
+    benchmark:
+        "results/benchmarks/ddpm_quality.tsv"
+    conda:
+        ENV
+    shell:
+        "python -m gradcheck ddpm-quality --ddpm {input.ddpm} --judge {input.judge} --data {input.data} "
+        "{params.flags} --csv {output.csv} --figure {output.figure} {params.runtime} 2> {log}"
+
+
 rule run_record:
     input:
         ddpm=ddpm_path(config["ddpm"]["timesteps"]),

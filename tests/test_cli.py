@@ -139,3 +139,24 @@ def test_make_data_writes_data_and_sheet(tmp_path):
     assert main(["make-data", "--out", str(tmp_path / "d.npz"), "--sheet", str(tmp_path / "s.png"), "--size", "8",
                  "--train-per-class", "3", "--val-per-class", "2"]) == 0
     assert (tmp_path / "d.npz").is_file() and (tmp_path / "s.png").is_file() and _no_leftovers(tmp_path)
+
+
+def test_train_ddpm_with_snapshots_then_ddpm_quality(assets, tmp_path):
+    import pandas as pd
+
+    ddpm = tmp_path / "ddpm"
+    assert main(["train-ddpm", "--data", str(assets / "data.npz"), "--out", str(ddpm), "--block-out-channels", "32",
+                 "32", "--attention", "false", "false", "--timesteps", "20", "--scale-betas", "true", "--steps", "4",
+                 "--batch-size", "4", "--warmup-steps", "1", "--lr-schedule", "cosine", "--grad-clip", "1",
+                 "--loss-weighting", "min_snr", "--precision", "bfloat16", "--snapshot-every", "2"]) == 0
+    csv, figure = tmp_path / "ddpm.csv", tmp_path / "ddpm.png"
+    assert main(["ddpm-quality", "--ddpm", str(ddpm), "--judge", str(assets / "judge.pt"), "--data",
+                 str(assets / "data.npz"), "--seeds", "0", "1", "--num-samples", "2", "--steps", "3",
+                 "--real-draws", "2", "--csv", str(csv), "--figure", str(figure)]) == 0
+    frame = pd.read_csv(csv)
+    assert frame["step"].tolist() == [2, 4] and frame["final"].tolist() == [False, True]
+    shares = frame[[f"share_{c}" for c in CLASSES]]
+    np.testing.assert_allclose(shares.sum(axis=1), 1.0)
+    assert (frame["samples"] == 4).all() and (frame["sampling_steps"] == 3).all()
+    np.testing.assert_allclose(frame["fid_ratio"], frame["fid"] / frame["fid_real_vs_real"])
+    assert figure.stat().st_size > 0 and _no_leftovers(tmp_path)

@@ -1,0 +1,64 @@
+"""How good is the unconditional DDPM: its class mix and FID under the judge, over training.
+
+Guidance results sit on top of the DDPM, so its own quality is measured apart from any
+classifier that guides: unguided samples (s = 0, the sampling seeds of every cell) are
+classified by the judge, which gives the class mix, and their judge features give an
+FID against real images of all classes. The FID of two disjoint real sets of the same
+size is the floor that sample size allows; quality is read as the ratio to it. Both FIDs
+are averaged over several random draws of the real sets, so the number does not hang on
+one draw of real images.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .classifier import predict
+from .guidance import GuidanceSettings, per_sample_seeds, sample_seeds
+from .metrics import image_features, uint8_images
+from .stats import frechet_distance_features
+
+
+def class_shares(judge: torch.nn.Module, images: torch.Tensor, num_classes: int) -> np.ndarray:
+    """Fraction of ``images`` ([-1, 1], NCHW) the judge puts in each class."""
+    labels = predict(judge, images).numpy()
+    return np.bincount(labels, minlength=num_classes) / len(labels)
+
+
+def real_reference_sets(real: np.ndarray, size: int, draws: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``draws`` pairs of disjoint random index sets of ``size`` into ``real``, seeded."""
+    if 2 * size > len(real):
+        raise ValueError(f"two disjoint real sets of {size} need {2 * size} images; the data set has {len(real)}")
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for _ in range(draws):
+        order = rng.permutation(len(real))
+        pairs.append((order[:size], order[size:2 * size]))
+    return pairs
+
+
+def unconditional_quality(fake_features: np.ndarray, real_features: np.ndarray, draws: int = 5,
+                          seed: int = 0) -> dict[str, float]:
+    """FID of the samples against real sets of their size, and of two disjoint real sets, averaged over draws."""
+    pairs = real_reference_sets(real_features, len(fake_features), draws, seed)
+    fid = np.mean([frechet_distance_features(real_features[a], fake_features) for a, _ in pairs])
+    floor = np.mean([frechet_distance_features(real_features[a], real_features[b]) for a, b in pairs])
+    return {"fid": float(fid), "fid_real_vs_real": float(floor), "fid_ratio": float(fid / floor)}
+
+
+def unguided_samples(unet, scheduler, seeds: list[int], num_samples: int, batch_size: int,
+                     steps: int | None, device, progress: bool = False) -> torch.Tensor:
+    """The s = 0 samples of every cell: same per-sample seeds, so the same images as the unguided cell."""
+    images, _ = sample_seeds(per_sample_seeds(seeds, num_samples), unet, scheduler, None, GuidanceSettings(),
+                             batch_size, steps, device, progress=progress)
+    return images
+
+
+def quality_row(images: torch.Tensor, judge: torch.nn.Module, feature: torch.nn.Module, real_features: np.ndarray,
+                classes: list[str], draws: int = 5) -> dict:
+    """Class shares (share_<class>) and FID numbers of one set of unguided samples."""
+    shares = class_shares(judge, images, len(classes))
+    row = {f"share_{name}": float(share) for name, share in zip(classes, shares)}
+    row |= unconditional_quality(image_features(uint8_images(images), feature), real_features, draws)
+    return row

@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+import torch
+
+from conftest import ColourClassifier, tiny_unet
+from gradcheck.ddpm import build_scheduler
+from gradcheck.guidance import GuidanceSettings, guided_sample, initial_noise, per_sample_seeds, sample_generators
+from gradcheck.quality import class_shares, real_reference_sets, unconditional_quality, unguided_samples
+
+SHAPE = (3, 8, 8)  # tiny_unet()'s images
+
+
+class ColourJudge(ColourClassifier):
+    """ColourClassifier (class 0 where red > green, class 1 otherwise) with a parameter, as a real judge has."""
+
+    def __init__(self):
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(1))
+
+
+def test_class_shares_count_the_judges_labels():
+    images = torch.zeros(5, 3, 4, 4)
+    images[:3, 0] = 1.0
+    images[3:, 1] = 1.0
+    np.testing.assert_allclose(class_shares(ColourJudge(), images, 3), [0.6, 0.4, 0.0])
+
+
+def test_real_reference_sets_are_disjoint_seeded_draws():
+    pairs = real_reference_sets(np.zeros((50, 2)), 10, draws=3, seed=1)
+    assert len(pairs) == 3
+    for a, b in pairs:
+        assert len(a) == len(b) == 10 and not set(a) & set(b)
+    again = real_reference_sets(np.zeros((50, 2)), 10, draws=3, seed=1)
+    assert all(np.array_equal(a, c) for (a, _), (c, _) in zip(pairs, again))
+    with pytest.raises(ValueError, match="need 40 images; the data set has 30"):
+        real_reference_sets(np.zeros((30, 2)), 20, draws=1)
+
+
+def test_fid_ratio_is_near_one_for_real_like_samples_and_large_for_shifted_ones():
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(600, 4))
+    alike = unconditional_quality(rng.normal(size=(100, 4)), real, draws=5)
+    assert 0.3 < alike["fid_ratio"] < 3
+    shifted = unconditional_quality(rng.normal(size=(100, 4)) + 2.0, real, draws=5)
+    assert shifted["fid_ratio"] > 10
+    assert shifted["fid_real_vs_real"] == pytest.approx(alike["fid_real_vs_real"])  # same seeded real draws
+
+
+def test_unguided_samples_are_the_unguided_cells_samples():
+    unet, scheduler = tiny_unet(), build_scheduler(50)
+    images = unguided_samples(unet, scheduler, seeds=[0, 2], num_samples=2, batch_size=3, steps=4, device="cpu")
+    gens = sample_generators(per_sample_seeds([0, 2], 2))
+    cell, _ = guided_sample(unet, scheduler, None, initial_noise(gens, SHAPE, "cpu"), GuidanceSettings(), gens, 4,
+                            progress=False)
+    torch.testing.assert_close(images, cell)
