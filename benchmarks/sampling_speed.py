@@ -1,12 +1,26 @@
-"""Seconds per sampling step for unguided, plain guidance, x0-hat, the stabilisers and the judge.
+"""Seconds per sampling step of one cell in four modes, each against the cost of its own parts.
 
-Run:  python benchmarks/sampling_speed.py [--unet cpu|paper] [--batch 64] [--steps 10] [--device auto]
+Run:  python benchmarks/sampling_speed.py [--batch 96] [--steps 20] [--repeats 3] [--unet cpu|paper]
 
-The variants are timed in one run on the same models (the CPU-default UNet of 2.5M
-parameters at 32 px, or with --unet paper the paper's 22.4M UNet at 64 px, and a
-MobileNetV3-small), interleaved over several repeats, and each is
-reported as a ratio to unguided: ratios taken in one run are comparable across machines,
-seconds are not. Weights are random: speed does not depend on them.
+Three tables, all measured in this one run on the same models (weights are random: speed
+does not depend on them), timings interleaved over repeats so that drift in machine load
+hits every variant alike. Ratios taken in one run compare across machines; seconds do not.
+
+1. The four modes of a cell (unguided, plain guidance, x0-hat, x0-hat + ADAM) as the
+   workflow samples them (``--dtype``, the judge every ``--judge-every`` steps), and each
+   as a ratio to its parts, timed alone: one UNet forward (no gradient), plus a classifier
+   forward and backward for plain guidance; one UNet forward and the backward through the
+   classifier and the UNet, for x0-hat. A ratio near 1 means the sampler adds little.
+2. The speed options, one at a time, for the UNet forward alone and with its backward:
+   float32, bfloat16 weights (the sampler's ``unet_dtype``), float32 weights under bfloat16
+   autocast, channels-last memory layout, and ``torch.inference_mode`` instead of
+   ``no_grad``.
+3. A full-length x0-hat cell at T = 400 with 3 x 32 = 96 samples: the settings of the
+   previous default (float32, batches of 64, i.e. 64 + 32, the judge at every step)
+   against the current ones (one batch of 96, bfloat16 UNet, the judge every 10th step).
+   Each is timed over ``--steps`` steps and scaled to 400. With few steps the judge's
+   share (it also watches the last step) is larger than in a full chain: the ratios in
+   table 1 and the time of "now" in table 3 err on the slow side.
 """
 
 from __future__ import annotations
@@ -18,67 +32,156 @@ import time
 import torch
 
 from gradcheck.classifier import build_classifier
-from gradcheck.ddpm import UNetConfig, build_scheduler, build_unet
+from gradcheck.ddpm import UNET_DTYPES, UNetConfig, build_scheduler, build_unet
 from gradcheck.device import pick_device
 from gradcheck.guidance import GuidanceSettings, guided_sample, initial_noise, sample_generators
 
 UNETS = {  # (UNet, image size): config.yaml's and configs/paper.yaml's
-    "cpu": (UNetConfig(), 32),
+    "cpu": (UNetConfig(norm_num_groups=8), 32),
     "paper": (UNetConfig((64, 128, 192, 256), 2, (False, True, True, True)), 64),
 }
-# name -> (settings, with the judge watching x0-hat at every step, as the workflow samples)
-VARIANTS = {
-    "unguided": (GuidanceSettings(scale=0.0), False),
-    "guidance": (GuidanceSettings(scale=10.0, target=3), False),
-    "x0-hat": (GuidanceSettings(scale=10.0, target=3, x0_hat=True), False),
-    "x0-hat + ADAM": (GuidanceSettings(scale=10.0, target=3, x0_hat=True, stabiliser="adam"), False),
-    "x0-hat + EMA0.9": (GuidanceSettings(scale=10.0, target=3, x0_hat=True, stabiliser="ema0.9"), False),
-    "guidance + judge": (GuidanceSettings(scale=10.0, target=3), True),
+MODES = {
+    "unguided": GuidanceSettings(scale=0.0),
+    "guidance": GuidanceSettings(scale=1.0, target=3),
+    "x0-hat": GuidanceSettings(scale=1.0, target=3, x0_hat=True),
+    "x0-hat + ADAM": GuidanceSettings(scale=1.0, target=3, x0_hat=True, stabiliser="adam"),
 }
+T = 400  # the default DDPM's T; full-length sampling runs every step
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def seconds(fn, device, repeats: int = 1) -> float:
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    sync(device)
+    return (time.perf_counter() - start) / repeats
+
+
+def interleaved(fns: dict, device, repeats: int) -> dict[str, float]:
+    """Median seconds of each function, run in turn ``repeats`` times after one warm-up each."""
+    for fn in fns.values():
+        fn()
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            times[name].append(seconds(fn, device))
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--unet", choices=UNETS, default="cpu", help="the default config's UNet or the paper's")
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--steps", type=int, default=10, help="sampling steps per timing")
+    p.add_argument("--batch", type=int, default=96, help="samples per batch (the default cell: 3 seeds x 32)")
+    p.add_argument("--steps", type=int, default=20,
+                   help="sampling steps per timing (respaced: a step costs the same at any t)")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--dtype", choices=UNET_DTYPES, default="bfloat16", help="the UNet's dtype in table 1")
+    p.add_argument("--judge-every", type=int, default=10, help="the judge's interval in table 1")
     p.add_argument("--device", default="auto")
     a = p.parse_args()
     device = pick_device(a.device)
     torch.manual_seed(0)
     unet_config, size = UNETS[a.unet]
-    unet = build_unet(unet_config, size).to(device).eval().requires_grad_(False)
+    unet32 = build_unet(unet_config, size).to(device).eval().requires_grad_(False)
+    unets = {"float32": unet32}
+    for name in {a.dtype, "bfloat16"} - {"float32"}:
+        unets[name] = build_unet(unet_config, size).to(device, UNET_DTYPES[name]).eval().requires_grad_(False)
+        unets[name].load_state_dict(unet32.state_dict())
+    unet = unets[a.dtype]
     classifier = build_classifier(4).to(device).eval().requires_grad_(False)
     judge = build_classifier(4, "shufflenet_v2_x0_5").to(device).eval().requires_grad_(False)
-    scheduler = build_scheduler(1000)
+    scheduler = build_scheduler(T)
+    scheduler.set_timesteps(T)
+    t = scheduler.timesteps[T // 2]
+    abar = scheduler.alphas_cumprod[t].to(device)
     gens = sample_generators(list(range(a.batch)))
-    noise = initial_noise(gens, (3, size, size), device)
-
-    def once(settings, watched):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        guided_sample(unet, scheduler, classifier, noise, settings, sample_generators(list(range(a.batch))),
-                      a.steps, progress=False, judge=judge if watched else None)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return (time.perf_counter() - start) / a.steps
-
-    for variant in VARIANTS.values():  # warm-up
-        once(*variant)
-    times = {name: [] for name in VARIANTS}
-    for _ in range(a.repeats):  # interleaved, so drift in machine load hits every variant alike
-        for name, variant in VARIANTS.items():
-            times[name].append(once(*variant))
-    base = statistics.median(times["unguided"])
-    n_params = sum(p.numel() for p in unet.parameters()) / 1e6
-    print(f"device {device}, {a.unet} UNet ({n_params:.1f}M), batch {a.batch}, {size} px, "
+    x = initial_noise(gens, (3, size, size), device)
+    n_params = sum(q.numel() for q in unet32.parameters()) / 1e6
+    print(f"device {device}, {a.unet} UNet ({n_params:.1f}M), batch {a.batch}, {size} px, T = {T}, "
           f"{a.steps} steps x {a.repeats} repeats, torch threads {torch.get_num_threads()}")
-    print(f"{'variant':<18}{'s/step (median)':>16}{'x unguided':>12}")
-    for name, ts in times.items():
-        med = statistics.median(ts)
-        print(f"{name:<18}{med:>16.4f}{med / base:>12.2f}")
+
+    # --- the parts, each timed alone -------------------------------------------------------
+    def unet_forward(model=unet, layout=torch.contiguous_format, mode=torch.no_grad):
+        with mode():
+            return model(x.to(next(model.parameters()).dtype).contiguous(memory_format=layout), t).sample.float()
+
+    def classifier_forward_backward():
+        leaf = x.detach().requires_grad_(True)
+        torch.autograd.grad(classifier(leaf).log_softmax(1)[:, 3].sum(), leaf)
+
+    def x0_forward_backward(model=unet, layout=torch.contiguous_format, autocast=False):
+        leaf = x.detach().requires_grad_(True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            eps = model(leaf.to(next(model.parameters()).dtype).contiguous(memory_format=layout), t).sample
+        x0 = (leaf - (1 - abar).sqrt() * eps.float()) / abar.sqrt()
+        torch.autograd.grad(classifier(x0).log_softmax(1)[:, 3].sum(), leaf)
+
+    def run_mode(settings, model=unet, judge_every=a.judge_every, batch=a.batch):
+        noise, generators = x[:batch], sample_generators(list(range(batch)))
+        guided_sample(model, scheduler, classifier if settings.scale else None, noise, settings, generators,
+                      a.steps, progress=False, judge=judge, judge_every=judge_every)
+
+    parts = interleaved({"unet": lambda: unet_forward(), "classifier": classifier_forward_backward,
+                         "x0": lambda: x0_forward_backward()}, device, a.repeats * 3)
+    own_parts = {"unguided": parts["unet"], "guidance": parts["unet"] + parts["classifier"],
+                 "x0-hat": parts["x0"], "x0-hat + ADAM": parts["x0"]}
+    per_step = {name: s / a.steps for name, s in
+                interleaved({name: (lambda st=st: run_mode(st)) for name, st in MODES.items()},
+                            device, a.repeats).items()}
+    judged = len(set(range(0, a.steps, a.judge_every)) | {a.steps - 1})
+    print(f"\n1. one cell, {a.dtype} UNet, the judge every {a.judge_every} steps and the last "
+          f"({judged} of these {a.steps}; {len(range(0, T, a.judge_every)) + 1} of {T} in a full chain)")
+    print(f"{'mode':<16}{'s/step':>10}{'parts s':>10}{'ratio':>8}   parts")
+    labels = {"unguided": "UNet forward", "guidance": "UNet forward + classifier forward/backward",
+              "x0-hat": "UNet forward + backward through classifier and UNet",
+              "x0-hat + ADAM": "as x0-hat"}
+    for name in MODES:
+        print(f"{name:<16}{per_step[name]:>10.4f}{own_parts[name]:>10.4f}{per_step[name] / own_parts[name]:>8.2f}"
+              f"   {labels[name]}")
+
+    # --- the options, one at a time ----------------------------------------------------------
+    forward = interleaved({
+        "float32": lambda: unet_forward(unet32),
+        "bfloat16 weights": lambda: unet_forward(unets["bfloat16"]),
+        "float32, channels-last": lambda: unet_forward(unet32.to(memory_format=torch.channels_last),
+                                                       torch.channels_last),
+        "float32, inference_mode": lambda: unet_forward(unet32.to(memory_format=torch.contiguous_format),
+                                                        mode=torch.inference_mode),
+    }, device, a.repeats * 3)
+    unet32.to(memory_format=torch.contiguous_format)
+    backward = interleaved({
+        "float32": lambda: x0_forward_backward(unet32),
+        "bfloat16 weights": lambda: x0_forward_backward(unets["bfloat16"]),
+        "float32, bfloat16 autocast": lambda: x0_forward_backward(unet32, autocast=True),
+        "float32, channels-last": lambda: x0_forward_backward(unet32.to(memory_format=torch.channels_last),
+                                                              torch.channels_last),
+    }, device, a.repeats * 3)
+    unet32.to(memory_format=torch.contiguous_format)
+    print(f"\n2. speed options at batch {a.batch}, seconds (x float32)")
+    print(f"{'UNet forward':<30}{'s':>10}{'x':>8}")
+    for name, s in forward.items():
+        print(f"{name:<30}{s:>10.4f}{s / forward['float32']:>8.2f}")
+    print(f"{'x0-hat forward + backward':<30}{'s':>10}{'x':>8}")
+    for name, s in backward.items():
+        print(f"{name:<30}{s:>10.4f}{s / backward['float32']:>8.2f}")
+
+    # --- a full-length x0-hat cell: the previous default against the current one ------------
+    x0 = MODES["x0-hat"]
+    cell = interleaved({
+        "before": lambda: (run_mode(x0, unet32, 1, 64), run_mode(x0, unet32, 1, a.batch - 64)),
+        "now": lambda: run_mode(x0, unets["bfloat16"], 10, a.batch),
+    }, device, a.repeats)
+    before, now = (cell[k] / a.steps * T for k in ("before", "now"))
+    print(f"\n3. full-length x0-hat cell, T = {T}, {a.batch} samples (timed over {a.steps} steps, scaled to {T})")
+    print(f"before: float32, batches of 64 + {a.batch - 64}, judge every step   {before / 60:6.1f} min")
+    print(f"now:    bfloat16, one batch of {a.batch}, judge every 10th step   {now / 60:6.1f} min")
+    print(f"speed-up {before / now:.2f}x")
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ def cmd_train_ddpm(a):
     from .device import pick_device
 
     cfg = DDPMTrainConfig(
-        unet=UNetConfig(tuple(a.block_out_channels), a.layers_per_block, tuple(a.attention)),
+        unet=UNetConfig(tuple(a.block_out_channels), a.layers_per_block, tuple(a.attention), a.norm_num_groups),
         num_train_timesteps=a.timesteps, scale_betas=a.scale_betas, steps=a.steps, batch_size=a.batch_size, lr=a.lr,
         warmup_steps=a.warmup_steps, lr_schedule=a.lr_schedule, grad_clip=a.grad_clip,
         loss_weighting=a.loss_weighting, min_snr_gamma=a.min_snr_gamma, precision=a.precision,
@@ -353,6 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--layers-per-block", type=_positive, default=1, help="ResNet layers per level (paper: 2)")
     s.add_argument("--attention", type=_bool, nargs="+", default=[False, False, False],
                    help="self-attention per level, shallowest first (paper: false true true true)")
+    s.add_argument("--norm-num-groups", type=_positive, default=32,
+                   help="GroupNorm groups; every level's channels must divide into them (diffusers: 32)")
     s.add_argument("--timesteps", type=_positive, default=1000, help="diffusion steps T (paper: 1000)")
     s.add_argument("--scale-betas", type=_bool, default=False,
                    help="scale the linear betas (1e-4 -> 0.02) by 1000 / T, so x_T is pure noise at any T")

@@ -39,6 +39,9 @@ class UNetConfig:
     layers_per_block: int = 1
     # One flag per resolution level, shallowest first; the paper puts attention in the three deepest.
     attention: tuple[bool, ...] = (False, False, False)
+    # GroupNorm groups (diffusers' default 32). With 32 channels in 32 groups every channel is
+    # normalised alone (instance norm), so the output layer cannot carry a per-image colour offset.
+    norm_num_groups: int = 32
 
     def __post_init__(self):
         if len(self.attention) != len(self.block_out_channels):
@@ -46,6 +49,10 @@ class UNetConfig:
                 f"attention has {len(self.attention)} flags but block_out_channels has "
                 f"{len(self.block_out_channels)} levels; give one flag per level"
             )
+        odd = [c for c in self.block_out_channels if c % self.norm_num_groups]
+        if odd:
+            raise ValueError(f"block_out_channels {list(self.block_out_channels)} has levels of {odd} channels, "
+                             f"not divisible into norm_num_groups = {self.norm_num_groups} groups")
 
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -98,6 +105,7 @@ def build_unet(cfg: UNetConfig, image_size: int) -> UNet2DModel:
         out_channels=3,
         block_out_channels=tuple(cfg.block_out_channels),
         layers_per_block=cfg.layers_per_block,
+        norm_num_groups=cfg.norm_num_groups,
         down_block_types=down,
         up_block_types=up,
     )

@@ -17,12 +17,20 @@ def _check_config(cfg):
             f"config: ddpm.attention has {len(ddpm['attention'])} entries but "
             f"ddpm.block_out_channels has {len(ddpm['block_out_channels'])}; give one per level"
         )
-    # diffusers' UNet2DModel normalises with GroupNorm(32): a level of 16 channels fails inside training
-    odd = [c for c in ddpm["block_out_channels"] if c % 32]
+    # diffusers' UNet2DModel normalises with GroupNorm: a level of 16 channels in 32 groups fails inside training
+    groups = ddpm["norm_num_groups"]
+    odd = [c for c in ddpm["block_out_channels"] if c % groups]
     if odd:
         raise ValueError(
             f"config: ddpm.block_out_channels {ddpm['block_out_channels']} has levels of {odd} channels; "
-            "every level needs a multiple of 32 (the UNet's GroupNorm has 32 groups)"
+            f"every level needs a multiple of ddpm.norm_num_groups ({groups})"
+        )
+    # each level but the last halves the image: the side must survive every halving
+    levels, size = len(ddpm["block_out_channels"]), cfg["data"]["image_size"]
+    if size % 2 ** (levels - 1):
+        raise ValueError(
+            f"config: ddpm.block_out_channels has {levels} levels, which halve the image {levels - 1} times, "
+            f"but data.image_size ({size}) is not divisible by {2 ** (levels - 1)}"
         )
     for name, settings in study_settings_all(cfg).items():
         steps = settings["steps"]
@@ -191,6 +199,7 @@ def sample_flags(cell, settings, num_samples, seeds):
         target=config["sampling"]["target"],
         num_samples=num_samples,
         batch_size=config["sampling"]["batch_size"],
+        judge_every=config["sampling"]["judge_every"],
         seeds=seeds,
         **relevant_settings(cell, settings),
     )
@@ -214,6 +223,8 @@ def all_outputs():
         "results/figures/sportballs.png",
         "results/figures/cosine_baseline.png",
         "results/scale_ablation.csv",
+        "results/ddpm.csv",
+        "results/figures/ddpm_quality.png",
         "results/figures/scale_ablation.png",
         "results/run_record.json",
     ]

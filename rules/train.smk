@@ -49,6 +49,8 @@ rule train_classifier:
         mode=lambda w: CLASSIFIER_MODE[base_model(w.model)],
         flags=lambda w: cli_flags(
             timesteps=timesteps_of(w.model),
+            # only the robust classifier sees the noise schedule
+            **({"scale_betas": config["ddpm"]["scale_betas"]} if base_model(w.model) == "robust" else {}),
             epochs=config["classifiers"]["epochs"],
             batch_size=config["classifiers"]["batch_size"],
             lr=config["classifiers"]["lr"],
@@ -70,3 +72,4 @@ rule train_classifier:
     shell:
         "python -m gradcheck train-classifier --data {input.data} --mode {params.mode} "
         "--out {output.weights} --report {output.report} {params.flags} {params.runtime} 2> {log}"
+

@@ -131,6 +131,16 @@ def test_bfloat16_training_stays_near_float32(tmp_path, data):
     assert bf16 != fp32  # the option does change the arithmetic
 
 
+def test_unet_norm_groups_are_configurable_and_checked():
+    from gradcheck.ddpm import build_unet
+
+    unet = build_unet(UNetConfig((32, 64), 1, (False, False), norm_num_groups=8), 16)
+    groups = {m.num_groups for m in unet.modules() if isinstance(m, torch.nn.GroupNorm)}
+    assert groups == {8}
+    with pytest.raises(ValueError, match=r"levels of \[48\] channels, not divisible into norm_num_groups = 32"):
+        UNetConfig((32, 48), 1, (False, False))
+
+
 def test_non_positive_settings_are_rejected():
     with pytest.raises(ValueError, match="steps must be positive"):
         _cfg(steps=0)

@@ -179,6 +179,8 @@ def test_bad_config_stops_before_any_job_naming_the_key(tmp_path, change, key):
      "sensitivity.sweep.variant 'nope' is not a variant; choose one of default, "),
     ({"ddpm.block_out_channels": [16, 32]}, "ddpm.block_out_channels [16, 32] has levels of [16] channels"),
     ({"sampling.target": "volleyball"}, "sampling.target 'volleyball' is not among data.classes"),
+    ({"ddpm.block_out_channels": [32] * 6, "ddpm.attention": [False] * 6},
+     "but data.image_size (16) is not divisible by 32"),
 ])
 def test_inconsistent_config_stops_before_any_job_naming_the_keys(tmp_path, change, message):
     cfg = variant_config(tmp_path, "bad", **change)
@@ -211,7 +213,7 @@ def test_slurm_profile_requests_gpus_for_gpu_rules_only(tmp_path):
     for name, body in re.findall(r"^(?:local)?rule (\w+):\n(.*?)(?=^\S|\Z)", output, flags=re.S | re.M):
         line = re.search(r"resources: (.*)", body)
         resources.setdefault(name, set()).add(line.group(1) if line else "")
-    gpu_rules = {"train_ddpm", "train_classifier", "sample_cell", "sample_study_cell"}
+    gpu_rules = {"train_ddpm", "train_classifier", "sample_cell", "sample_study_cell", "ddpm_quality"}
     assert gpu_rules <= set(resources) and len(resources) > len(gpu_rules)
     for name, lines in resources.items():
         for line in lines:
