@@ -222,7 +222,7 @@ def noise_and_gradient(unet: UNet2DModel, classifier: torch.nn.Module | None, x:
     """
     unet_dtype = next(unet.parameters()).dtype
     if classifier is None or not settings.x0_hat:
-        with torch.inference_mode():  # eps needs no graph: lighter than no_grad
+        with torch.no_grad():  # inference_mode measured no faster here (benchmarks/sampling_speed.py)
             eps = unet(x.to(unet_dtype), t).sample.float()
         if classifier is None:
             return eps, None
