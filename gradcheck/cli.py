@@ -261,8 +261,8 @@ def cmd_ddpm_quality(a):
     classes = [str(c) for c in data["classes"]]
     if list(meta["classes"]) != classes:
         raise ValueError(f"judge {a.judge} knows classes {meta['classes']}, the data set {a.data} {classes}")
-    feature, feature_name = feature_network("sportballs", classifier=judge.cpu())
-    judge.to(device)
+    # FID features on the CPU, as `evaluate` computes them; a copy of the judge, so it stays on device
+    feature, feature_name = feature_network("sportballs", classifier=load_classifier(a.judge)[0])
     real_features = image_features(data["train_images"], feature)
     training = json.loads((Path(a.ddpm) / "training.json").read_text())
     checkpoints = {**snapshot_steps(a.ddpm), training["config"]["steps"]: None}  # None: the final weights

@@ -120,6 +120,9 @@ def build_scheduler(num_train_timesteps: int, scale_betas: bool = False) -> DDPM
     spans the noise levels of T = 1000 (alpha_bar_T about 4e-5).
     """
     scale = 1000 / num_train_timesteps if scale_betas else 1.0
+    if 0.02 * scale >= 1:
+        raise ValueError(f"scale_betas needs T above 20: at T = {num_train_timesteps} the last beta would be "
+                         f"{0.02 * scale:g} (a beta of 1 or more destroys the image in one step)")
     return DDPMScheduler(
         num_train_timesteps=num_train_timesteps,
         beta_schedule="linear",
@@ -185,8 +188,9 @@ def train_ddpm(
     unet = build_unet(cfg.unet, image_size).to(device)
     scheduler = build_scheduler(cfg.num_train_timesteps, cfg.scale_betas)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=cfg.lr)
-    lr_schedule = get_scheduler(cfg.lr_schedule, optimizer, num_warmup_steps=cfg.warmup_steps,
-                                num_training_steps=cfg.steps)
+    # diffusers' "constant" ignores warm-up steps; "constant_with_warmup" is the constant with them
+    schedule = "constant_with_warmup" if cfg.lr_schedule == "constant" and cfg.warmup_steps else cfg.lr_schedule
+    lr_schedule = get_scheduler(schedule, optimizer, num_warmup_steps=cfg.warmup_steps, num_training_steps=cfg.steps)
     ema = (EMAModel(unet.parameters(), decay=cfg.ema_decay, model_cls=UNet2DModel, model_config=unet.config)
            if cfg.ema_decay > 0 else None)
 

@@ -33,9 +33,11 @@ def _check_config(cfg):
             f"but data.image_size ({size}) is not divisible by {2 ** (levels - 1)}"
         )
     for name, settings in study_settings_all(cfg).items():
+        where = "" if name == "default" else f" in sensitivity variant {name!r}"
+        if ddpm["scale_betas"] and settings["timesteps"] <= 20:  # the last beta, 0.02 x 1000 / T, reaches 1
+            raise ValueError(f"config: ddpm.scale_betas needs ddpm.timesteps above 20, got {settings['timesteps']}{where}")
         steps = settings["steps"]
         if steps not in (None, "all") and steps > settings["timesteps"]:
-            where = "" if name == "default" else f" in sensitivity variant {name!r}"
             raise ValueError(
                 f"config: sampling.steps ({steps}) exceeds ddpm.timesteps ({settings['timesteps']}){where}"
             )

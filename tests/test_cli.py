@@ -146,7 +146,7 @@ def test_train_ddpm_with_snapshots_then_ddpm_quality(assets, tmp_path):
 
     ddpm = tmp_path / "ddpm"
     assert main(["train-ddpm", "--data", str(assets / "data.npz"), "--out", str(ddpm), "--block-out-channels", "32",
-                 "32", "--attention", "false", "false", "--timesteps", "20", "--scale-betas", "true", "--steps", "4",
+                 "32", "--attention", "false", "false", "--timesteps", "40", "--scale-betas", "true", "--steps", "4",
                  "--batch-size", "4", "--warmup-steps", "1", "--lr-schedule", "cosine", "--grad-clip", "1",
                  "--loss-weighting", "min_snr", "--precision", "bfloat16", "--snapshot-every", "2"]) == 0
     csv, figure = tmp_path / "ddpm.csv", tmp_path / "ddpm.png"

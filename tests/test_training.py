@@ -93,13 +93,15 @@ def test_a_snapshot_holds_the_weights_a_run_of_that_length_ends_with(tmp_path, d
     assert DDPMPipeline.from_pretrained(tmp_path / "long").unet is not None  # snapshots/ does not disturb diffusers
 
 
-def test_learning_rate_follows_warm_up_and_cosine_decay(tmp_path, data):
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+def test_learning_rate_follows_warm_up_and_its_schedule(tmp_path, data, schedule):
     images = images_to_tensor(data["train_images"])
-    cfg = _cfg(steps=10, checkpoint_every=1, warmup_steps=4, lr_schedule="cosine", lr=1e-3)
+    cfg = _cfg(steps=10, checkpoint_every=1, warmup_steps=4, lr_schedule=schedule, lr=1e-3)
     for k in range(1, 10):
         train_ddpm(images, tmp_path / "m", cfg, torch.device("cpu"), tmp_path / "w", stop_after=k)
         state = torch.load(tmp_path / "w" / "last.pt", weights_only=False)
-        by_hand = 1e-3 * (k / 4 if k < 4 else 0.5 * (1 + math.cos(math.pi * (k - 4) / 6)))
+        after = 0.5 * (1 + math.cos(math.pi * (k - 4) / 6)) if schedule == "cosine" else 1.0
+        by_hand = 1e-3 * (k / 4 if k < 4 else after)
         assert state["lr_schedule"]["_last_lr"][0] == pytest.approx(by_hand)
 
 
@@ -109,6 +111,8 @@ def test_scaled_betas_reach_pure_noise_at_any_t():
     assert build_scheduler(400).alphas_cumprod[-1] > 0.015  # unscaled: x_T keeps 13% of the image
     assert build_scheduler(400, scale_betas=True).alphas_cumprod[-1] < 1e-4
     torch.testing.assert_close(build_scheduler(1000, scale_betas=True).betas, build_scheduler(1000).betas)
+    with pytest.raises(ValueError, match="scale_betas needs T above 20: at T = 20 the last beta would be 1"):
+        build_scheduler(20, scale_betas=True)
 
 
 def test_min_snr_weights_by_hand():

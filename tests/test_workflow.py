@@ -110,7 +110,7 @@ def test_changing_the_scale_reruns_only_sampling_and_aggregates(run, tmp_path):
 
 def test_sensitivity_study_samples_every_variant_and_reuses_what_a_change_cannot_affect(run):
     table = pd.read_csv(run / "results/sensitivity.csv")
-    assert list(dict.fromkeys(table.variant)) == ["default", "clip_x0", "T20", "authors"]
+    assert list(dict.fromkeys(table.variant)) == ["default", "clip_x0", "T25", "authors"]
     assert set(table.role) == {"default", "factor", "combined", "sweep"}
     assert set(table[table.role == "sweep"].scale) == {1}
     for column in ("judge_accuracy", "accuracy", "fooled", "fid", "judge_accuracy_change"):
@@ -120,16 +120,17 @@ def test_sensitivity_study_samples_every_variant_and_reuses_what_a_change_cannot
     assert rows["clip_x0", "robust"].samples == rows["default", "robust"].samples
     assert rows["clip_x0", "robust"].judge_accuracy_change == 0
     assert rows["clip_x0", "nonrobust"].samples != rows["default", "nonrobust"].samples
-    # T = 20 trains its own DDPM and robust classifier, and samples all 20 steps
-    with np.load(run / rows["T20", "robust"].samples) as cell:
+    # T = 25 trains its own DDPM and robust classifier, and samples all 25 steps
+    with np.load(run / rows["T25", "robust"].samples) as cell:
         record = json.loads(str(cell["record"]))
-        assert len(cell["timesteps"]) == 20
-    assert record["ddpm"] == "results/models/ddpm_T20" and record["classifier"] == "results/models/robust_T20.pt"
-    assert json.loads((run / "results/models/ddpm_T20/scheduler/scheduler_config.json").read_text())[
-        "num_train_timesteps"] == 20
+        assert len(cell["timesteps"]) == 25
+    assert record["ddpm"] == "results/models/ddpm_T25" and record["classifier"] == "results/models/robust_T25.pt"
+    scheduler = json.loads((run / "results/models/ddpm_T25/scheduler/scheduler_config.json").read_text())
+    assert scheduler["num_train_timesteps"] == 25
+    assert scheduler["beta_end"] == pytest.approx(0.02 * 1000 / 25)  # ddpm.scale_betas reaches the variant
     findings = (run / "results/findings.md").read_text()
     assert "## Sensitivity: why the paper's headline cell differs" in findings
-    assert "| clip_x0 | clip_x0=true |" in findings and "| authors | clip_x0=true, timesteps=20, steps=all |" in findings
+    assert "| clip_x0 | clip_x0=true |" in findings and "| authors | clip_x0=true, timesteps=25, steps=all |" in findings
 
 
 def test_changing_a_guidance_setting_reruns_only_the_cells_it_can_affect(run, tmp_path):
@@ -177,7 +178,9 @@ def test_bad_config_stops_before_any_job_naming_the_key(tmp_path, change, key):
 @pytest.mark.parametrize("change, message", [
     ({"sensitivity.sweep": {"variant": "nope", "scales": [1]}},
      "sensitivity.sweep.variant 'nope' is not a variant; choose one of default, "),
-    ({"ddpm.block_out_channels": [16, 32]}, "ddpm.block_out_channels [16, 32] has levels of [16] channels"),
+    ({"ddpm.block_out_channels": [16, 32], "ddpm.norm_num_groups": 32},
+     "ddpm.block_out_channels [16, 32] has levels of [16] channels"),
+    ({"ddpm.timesteps": 20}, "ddpm.scale_betas needs ddpm.timesteps above 20"),
     ({"sampling.target": "volleyball"}, "sampling.target 'volleyball' is not among data.classes"),
     ({"ddpm.block_out_channels": [32] * 6, "ddpm.attention": [False] * 6},
      "but data.image_size (16) is not divisible by 32"),
