@@ -252,7 +252,7 @@ def cmd_ddpm_quality(a):
     from .device import pick_device
     from .metrics import feature_network, image_features
     from .plots import ddpm_quality_figure
-    from .quality import quality_row, unguided_samples
+    from .quality import RealReference, quality_row, unguided_samples
 
     device = pick_device(a.device)
     unet, scheduler = load_pipeline(a.ddpm, device, a.unet_dtype)
@@ -263,7 +263,9 @@ def cmd_ddpm_quality(a):
         raise ValueError(f"judge {a.judge} knows classes {meta['classes']}, the data set {a.data} {classes}")
     # FID features on the CPU, as `evaluate` computes them; a copy of the judge, so it stays on device
     feature, feature_name = feature_network("sportballs", classifier=load_classifier(a.judge)[0])
-    real_features = image_features(data["train_images"], feature)
+    # the real sets and their real-vs-real FID are the same for every snapshot: drawn once
+    reference = RealReference.draw(image_features(data["train_images"], feature), len(a.seeds) * a.num_samples,
+                                   a.real_draws)
     training = json.loads((Path(a.ddpm) / "training.json").read_text())
     checkpoints = {**snapshot_steps(a.ddpm), training["config"]["steps"]: None}  # None: the final weights
     final_weights = {k: v.detach().clone() for k, v in unet.state_dict().items()}
@@ -276,7 +278,7 @@ def cmd_ddpm_quality(a):
         images = unguided_samples(unet, scheduler, a.seeds, a.num_samples, a.batch_size, a.steps, device)
         row = {"step": step, "final": snapshot is None, "samples": len(images),
                "sampling_steps": a.steps or scheduler.config.num_train_timesteps, "features": feature_name}
-        row |= quality_row(images, judge, feature, real_features, classes, a.real_draws)
+        row |= quality_row(images, judge, feature, reference, classes)
         rows.append(row)
         log.info("step %d: FID %.1f (%.2fx real vs real), class shares %s", step, row["fid"], row["fid_ratio"],
                  ", ".join(f"{c} {row[f'share_{c}']:.0%}" for c in classes))
@@ -370,7 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="eps loss weighted alike at every t, or by min(SNR, gamma) / SNR (min-SNR)")
     s.add_argument("--min-snr-gamma", type=float, default=5.0, help="gamma of min-SNR weighting")
     s.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
-                   help="autocast the UNet's forward to bfloat16 (about 1.7x faster on a CPU with avx512_bf16)")
+                   help="autocast the UNet's forward to bfloat16 (a step in 0.7x the time of float32 on a CPU "
+                   "with avx512_bf16, benchmarks/training_speed.py)")
     s.add_argument("--ema-decay", type=float, default=0.995, help="EMA decay of the sampling weights (0: no EMA)")
     s.add_argument("--checkpoint-every", type=_positive, default=200, help="steps between resumable checkpoints")
     s.add_argument("--snapshot-every", type=int, default=0,

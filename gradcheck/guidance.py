@@ -252,8 +252,9 @@ def guided_sample(
 
     ``num_inference_steps`` respaces the schedule (fewer steps for CPU runs); None uses
     every training step. ``judge``, a classifier that only watches, scores x0_hat at every
-    ``judge_every``-th step and at the last (NaN between); it never changes the samples. The unet and classifiers should be in eval mode.
-    The unet runs in the dtype of its parameters; everything else in float32.
+    ``judge_every``-th step and at the last (NaN between); it never changes the samples. The
+    unet and classifiers should be in eval mode. The unet runs in the dtype of its parameters;
+    everything else in float32.
     """
     steps = num_inference_steps or scheduler.config.num_train_timesteps
     if steps <= 0:

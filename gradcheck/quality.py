@@ -11,6 +11,8 @@ one draw of real images.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -38,13 +40,28 @@ def real_reference_sets(real: np.ndarray, size: int, draws: int, seed: int = 0) 
     return pairs
 
 
-def unconditional_quality(fake_features: np.ndarray, real_features: np.ndarray, draws: int = 5,
-                          seed: int = 0) -> dict[str, float]:
-    """FID of the samples against real sets of their size, and of two disjoint real sets, averaged over draws."""
-    pairs = real_reference_sets(real_features, len(fake_features), draws, seed)
-    fid = np.mean([frechet_distance_features(real_features[a], fake_features) for a, _ in pairs])
-    floor = np.mean([frechet_distance_features(real_features[a], real_features[b]) for a, b in pairs])
-    return {"fid": float(fid), "fid_real_vs_real": float(floor), "fid_ratio": float(fid / floor)}
+@dataclass(frozen=True)
+class RealReference:
+    """Seeded draws of two disjoint real sets of one size, and their mean FID (the floor), computed once."""
+    features: np.ndarray
+    pairs: list[tuple[np.ndarray, np.ndarray]]
+    fid_real_vs_real: float
+
+    @classmethod
+    def draw(cls, features: np.ndarray, size: int, draws: int = 5, seed: int = 0) -> "RealReference":
+        pairs = real_reference_sets(features, size, draws, seed)
+        floor = np.mean([frechet_distance_features(features[a], features[b]) for a, b in pairs])
+        return cls(features, pairs, float(floor))
+
+
+def unconditional_quality(fake_features: np.ndarray, reference: RealReference) -> dict[str, float]:
+    """FID of the samples against the reference's real sets of their size, averaged, and its ratio to the floor."""
+    size = len(reference.pairs[0][0])
+    if len(fake_features) != size:
+        raise ValueError(f"{len(fake_features)} samples against real sets of {size}: both sides must be the same size")
+    fid = np.mean([frechet_distance_features(reference.features[a], fake_features) for a, _ in reference.pairs])
+    return {"fid": float(fid), "fid_real_vs_real": reference.fid_real_vs_real,
+            "fid_ratio": float(fid / reference.fid_real_vs_real)}
 
 
 def unguided_samples(unet, scheduler, seeds: list[int], num_samples: int, batch_size: int,
@@ -55,10 +72,10 @@ def unguided_samples(unet, scheduler, seeds: list[int], num_samples: int, batch_
     return images
 
 
-def quality_row(images: torch.Tensor, judge: torch.nn.Module, feature: torch.nn.Module, real_features: np.ndarray,
-                classes: list[str], draws: int = 5) -> dict:
+def quality_row(images: torch.Tensor, judge: torch.nn.Module, feature: torch.nn.Module, reference: RealReference,
+                classes: list[str]) -> dict:
     """Class shares (share_<class>) and FID numbers of one set of unguided samples."""
     shares = class_shares(judge, images, len(classes))
     row = {f"share_{name}": float(share) for name, share in zip(classes, shares)}
-    row |= unconditional_quality(image_features(uint8_images(images), feature), real_features, draws)
+    row |= unconditional_quality(image_features(uint8_images(images), feature), reference)
     return row

@@ -233,8 +233,8 @@ rule ddpm_quality:
             seeds=config["sampling"]["seeds"],
             num_samples=config["sampling"]["num_samples"],
             batch_size=config["sampling"]["batch_size"],
-            steps="all" if config["sampling"]["steps"] in (None, "all") else config["sampling"]["steps"],
-            unet_dtype=config["guidance"]["unet_dtype"],
+            # what can change an unguided cell's samples (steps, UNet dtype): the same here
+            **relevant_settings({"scale": 0}, STUDY_SETTINGS["default"]),
         ),
         runtime=cli_flags(**RUNTIME),
     resources:

@@ -5,7 +5,8 @@ import torch
 from conftest import ColourClassifier, tiny_unet
 from gradcheck.ddpm import build_scheduler
 from gradcheck.guidance import GuidanceSettings, guided_sample, initial_noise, per_sample_seeds, sample_generators
-from gradcheck.quality import class_shares, real_reference_sets, unconditional_quality, unguided_samples
+from gradcheck.quality import (RealReference, class_shares, real_reference_sets, unconditional_quality,
+                               unguided_samples)
 
 SHAPE = (3, 8, 8)  # tiny_unet()'s images
 
@@ -39,9 +40,10 @@ def test_real_reference_sets_are_disjoint_seeded_draws():
 def test_fid_ratio_is_near_one_for_real_like_samples_and_large_for_shifted_ones():
     rng = np.random.default_rng(0)
     real = rng.normal(size=(600, 4))
-    alike = unconditional_quality(rng.normal(size=(100, 4)), real, draws=5)
+    reference = RealReference.draw(real, 100, draws=5)
+    alike = unconditional_quality(rng.normal(size=(100, 4)), reference)
     assert 0.3 < alike["fid_ratio"] < 3
-    shifted = unconditional_quality(rng.normal(size=(100, 4)) + 2.0, real, draws=5)
+    shifted = unconditional_quality(rng.normal(size=(100, 4)) + 2.0, RealReference.draw(real, 100, draws=5))
     assert shifted["fid_ratio"] > 10
     assert shifted["fid_real_vs_real"] == pytest.approx(alike["fid_real_vs_real"])  # same seeded real draws
 
