@@ -11,6 +11,7 @@ Every classifier is evaluated on clean and on noisy images.
 from __future__ import annotations
 
 import copy
+import io
 import logging
 import os
 import sys
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 
 MODES = ("noisy", "clean")
 ARCHITECTURES = {"mobilenet_v3_small": mobilenet_v3_small, "shufflenet_v2_x0_5": shufflenet_v2_x0_5}
+# The "architecture" of a brought TorchScript classifier (gradcheck.pretrained): the file holds
+# the TorchScript archive's bytes, as a uint8 tensor under "torchscript", instead of a state dict.
+TORCHSCRIPT = "torchscript"
 
 
 @dataclass(frozen=True)
@@ -60,14 +64,36 @@ def build_classifier(num_classes: int, architecture: str = "mobilenet_v3_small")
 
 
 def pooled_feature_extractor(model: torch.nn.Module) -> tuple[torch.nn.Module, int]:
-    """(module mapping images in [-1, 1] to the globally pooled last feature map, its width)."""
+    """(module mapping images in [-1, 1] to the globally pooled last feature map, its width).
+
+    Works on the torchvision modules and on TorchScript versions of them (scripted or
+    traced, also after ``torch.jit.load``, whose containers cannot be indexed: the width
+    is then measured with one forward pass).
+    """
     pool = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(1))
     if hasattr(model, "features"):  # MobileNetV3
-        return torch.nn.Sequential(model.features, pool), model.classifier[0].in_features
+        body = torch.nn.Sequential(model.features, pool)
+        return body, _feature_width(body, lambda: getattr(model.classifier, "0").in_features)
     if hasattr(model, "conv5"):     # ShuffleNetV2
-        body = [model.conv1, model.maxpool, model.stage2, model.stage3, model.stage4, model.conv5]
-        return torch.nn.Sequential(*body, pool), model.fc.in_features
-    raise TypeError(f"no pooled features known for {type(model).__name__}")
+        body = torch.nn.Sequential(model.conv1, model.maxpool, model.stage2, model.stage3, model.stage4,
+                                   model.conv5, pool)
+        return body, _feature_width(body, lambda: model.fc.in_features)
+    name = getattr(model, "original_name", type(model).__name__)
+    raise TypeError(f"no pooled features known for {name}")
+
+
+def _feature_width(body: torch.nn.Module, known) -> int:
+    try:
+        return int(known())
+    except Exception:  # a loaded TorchScript module: ask the features themselves
+        pass
+    modes = [(m, m.training) for m in body.modules()]  # the model's own modules: leave them as they were
+    try:
+        with torch.no_grad():
+            return int(body.eval()(torch.zeros(2, 3, 32, 32)).shape[1])
+    finally:
+        for module, training in modes:
+            module.training = training
 
 
 def noisy_copy(x0: torch.Tensor, scheduler: DDPMScheduler, generator: torch.Generator) -> torch.Tensor:
@@ -109,7 +135,7 @@ def recalibrate_batchnorm(model: torch.nn.Module, images: torch.Tensor, cfg: "Cl
 def predict(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Top-1 class of each image in [-1, 1], with ``model`` in eval mode."""
     model.eval()
-    device = next(model.parameters()).device
+    device = next(model.parameters(), torch.empty(0)).device  # a brought model may have no parameters
     return torch.cat([model(images[i:i + batch_size].to(device)).argmax(1).cpu()
                       for i in range(0, len(images), batch_size)])
 
@@ -186,13 +212,60 @@ def save_classifier(path: str | os.PathLike, model: torch.nn.Module, classes: tu
 
 
 def load_classifier(path: str | os.PathLike, device: torch.device | str = "cpu"):
-    """Return (model in eval mode, metadata). Errors name the file."""
+    """Return (model in eval mode, metadata). Errors name the file.
+
+    Loads the files :func:`save_classifier` writes and the brought TorchScript ones
+    (architecture :data:`TORCHSCRIPT`, written by ``gradcheck.pretrained.bring_classifier``).
+    """
     state = load_torch(path, "classifier")
     architecture = state.get("architecture", "mobilenet_v3_small")
     try:
-        model = build_classifier(len(state["classes"]), architecture)
-        model.load_state_dict(state["state_dict"])
-    except (ValueError, RuntimeError) as exc:
+        if architecture == TORCHSCRIPT:
+            model = load_torchscript(torchscript_bytes(state[TORCHSCRIPT]), device)
+        else:
+            model = build_classifier(len(state["classes"]), architecture)
+            model.load_state_dict(state["state_dict"])
+    except (ValueError, RuntimeError, KeyError) as exc:
         raise CheckpointError(f"classifier {path} does not load as a {architecture}: {exc}") from exc
-    meta = {k: state[k] for k in ("classes", "image_size", "mode")} | {"architecture": architecture}
+    meta = {"classes": state["classes"], "image_size": state["image_size"], "mode": state.get("mode"),
+            "architecture": architecture}
+    if "origin" in state:  # a brought classifier: where it came from
+        meta["origin"] = state["origin"]
     return model.to(device).eval(), meta
+
+
+class TorchScriptClassifier(torch.nn.Module):
+    """A brought TorchScript classifier as an ordinary module.
+
+    ScriptModules refuse some of nn.Module's methods (``requires_grad_``, which sampling
+    calls); this wrapper has them all and forwards any other attribute to the script, so
+    that :func:`pooled_feature_extractor` finds a scripted torchvision model's parts.
+    """
+
+    def __init__(self, script: torch.jit.ScriptModule):
+        super().__init__()
+        self.script = script
+        self.original_name = getattr(script, "original_name", type(script).__name__)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.script(x)
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name == "script":
+                raise
+            return getattr(super().__getattr__("script"), name)
+
+
+def load_torchscript(archive: bytes, device: torch.device | str = "cpu") -> TorchScriptClassifier:
+    """A TorchScript archive's module (``torch.jit.load``), wrapped, in eval mode."""
+    return TorchScriptClassifier(torch.jit.load(io.BytesIO(archive), map_location=device)).eval()
+
+
+def torchscript_bytes(stored) -> bytes:
+    """The TorchScript archive kept in a classifier file: a uint8 tensor (or bytes)."""
+    if isinstance(stored, torch.Tensor):
+        return stored.cpu().contiguous().numpy().tobytes()
+    return bytes(stored)

@@ -114,6 +114,19 @@ def cmd_train_classifier(a):
              a.mode, report["clean_accuracy"], report["noisy_accuracy"])
 
 
+def cmd_bring_ddpm(a):
+    from .pretrained import bring_ddpm
+
+    bring_ddpm(a.pipeline, a.out, a.image_size, a.timesteps, a.scale_betas)
+
+
+def cmd_bring_classifier(a):
+    from .device import pick_device
+    from .pretrained import bring_classifier
+
+    bring_classifier(a.file, a.out, a.report, a.data, a.role, a.timesteps, a.scale_betas, pick_device(a.device))
+
+
 def cmd_sample(a):
     import numpy as np
 
@@ -252,6 +265,7 @@ def cmd_ddpm_quality(a):
     from .device import pick_device
     from .metrics import feature_network, image_features
     from .plots import ddpm_quality_figure
+    from .pretrained import PRETRAINED_JSON
     from .quality import RealReference, quality_row, unguided_samples
 
     device = pick_device(a.device)
@@ -262,12 +276,16 @@ def cmd_ddpm_quality(a):
     if list(meta["classes"]) != classes:
         raise ValueError(f"judge {a.judge} knows classes {meta['classes']}, the data set {a.data} {classes}")
     # FID features on the CPU, as `evaluate` computes them; a copy of the judge, so it stays on device
-    feature, feature_name = feature_network("sportballs", classifier=load_classifier(a.judge)[0])
+    feature, feature_name = feature_network(a.features, classifier=load_classifier(a.judge)[0])
     # the real sets and their real-vs-real FID are the same for every snapshot: drawn once
     reference = RealReference.draw(image_features(data["train_images"], feature), len(a.seeds) * a.num_samples,
                                    a.real_draws)
-    training = json.loads((Path(a.ddpm) / "training.json").read_text())
-    checkpoints = {**snapshot_steps(a.ddpm), training["config"]["steps"]: None}  # None: the final weights
+    brought = (Path(a.ddpm) / PRETRAINED_JSON).is_file()
+    if brought:  # a brought DDPM has no training: its final weights only, at no step
+        checkpoints = {float("nan"): None}
+    else:
+        training = json.loads((Path(a.ddpm) / "training.json").read_text())
+        checkpoints = {**snapshot_steps(a.ddpm), training["config"]["steps"]: None}  # None: the final weights
     final_weights = {k: v.detach().clone() for k, v in unet.state_dict().items()}
     rows = []
     for step, snapshot in checkpoints.items():
@@ -280,13 +298,14 @@ def cmd_ddpm_quality(a):
                "sampling_steps": a.steps or scheduler.config.num_train_timesteps, "features": feature_name}
         row |= quality_row(images, judge, feature, reference, classes)
         rows.append(row)
-        log.info("step %d: FID %.1f (%.2fx real vs real), class shares %s", step, row["fid"], row["fid_ratio"],
-                 ", ".join(f"{c} {row[f'share_{c}']:.0%}" for c in classes))
+        log.info("%s: FID %.1f (%.2fx real vs real), class shares %s", "brought DDPM" if brought else f"step {step}",
+                 row["fid"], row["fid_ratio"], ", ".join(f"{c} {row[f'share_{c}']:.0%}" for c in classes))
     frame = pd.DataFrame(rows)
     with atomic_path(a.csv) as tmp:
         frame.to_csv(tmp, index=False)
     if a.figure:
-        ddpm_quality_figure(frame, a.figure, f"unconditional DDPM over training: {len(images)} unguided samples "
+        what = "brought DDPM (no training curve)" if brought else "unconditional DDPM over training"
+        ddpm_quality_figure(frame, a.figure, f"{what}: {len(images)} unguided samples "
                             f"at s = 0, judge features ({feature_name})")
 
 
@@ -401,6 +420,33 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     s.set_defaults(func=cmd_train_classifier)
 
+    s = sub.add_parser("bring-ddpm", help="check your own DDPM pipeline directory and copy it in place of training")
+    s.add_argument("--pipeline", required=True,
+                   help="diffusers DDPMPipeline directory (save_pretrained): an unconditional UNet2DModel "
+                   "predicting epsilon for RGB images, with GradCheck's linear beta schedule")
+    s.add_argument("--out", required=True, help="output DDPMPipeline directory: the copy, with pretrained.json")
+    s.add_argument("--image-size", type=_positive, required=True, help="the data set's image side; the UNet's "
+                   "sample_size must equal it")
+    s.add_argument("--timesteps", type=_positive, required=True, help="diffusion steps T the pipeline must have")
+    s.add_argument("--scale-betas", type=_bool, required=True,
+                   help="the schedule the pipeline must have: betas 1e-4 -> 0.02, scaled by 1000 / T if true")
+    s.set_defaults(func=cmd_bring_ddpm)
+
+    s = sub.add_parser("bring-classifier", help="check your own classifier file, evaluate it and save it for use")
+    s.add_argument("--file", required=True,
+                   help="TorchScript (torch.jit.save; images (N, 3, S, S) in [-1, 1] -> logits (N, C), classes "
+                   "in the data set's label order) or a GradCheck classifier file (architecture + state dict)")
+    s.add_argument("--role", required=True, choices=["robust", "nonrobust", "judge"],
+                   help="what it is used as; a judge must also give pooled features for FID")
+    s.add_argument("--data", required=True, help="data set .npz: classes, image size and validation images")
+    s.add_argument("--out", required=True, help="output classifier (.pt), loaded as a trained one is")
+    s.add_argument("--report", required=True, help="output JSON with clean and noisy validation accuracy")
+    s.add_argument("--timesteps", type=_positive, default=1000, help="the DDPM's T, for the noise schedule")
+    s.add_argument("--scale-betas", type=_bool, default=False, help="the DDPM's scale_betas, for the noise schedule")
+    s.add_argument("--device", default="cpu",
+                   help="where to evaluate it: cpu (default; a validation pass is cheap) | auto | cuda[:N]")
+    s.set_defaults(func=cmd_bring_classifier)
+
     s = sub.add_parser("sample", help="guided sampling of one grid cell")
     s.add_argument("--ddpm", required=True, help="DDPMPipeline directory from train-ddpm")
     s.add_argument("--classifier", required=True, help="guiding classifier (.pt)")
@@ -438,7 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--label", help="name of the guiding classifier in the table (default: file stem)")
     s.add_argument("--data", required=True, help="SportBalls .npz: the real target-class images")
     s.add_argument("--n", type=_positive, help="images per side and seed for FID and KID (default: samples per seed)")
-    s.add_argument("--features", choices=["inception", "sportballs"], required=True,
+    s.add_argument("--features", choices=["inception", "judge", "sportballs"], required=True,
                    help="FID/KID features: Inception-v3 (weights on disk) or a SportBalls classifier")
     s.add_argument("--inception-weights", help="torch-fidelity Inception-v3 weights (.pth)")
     s.add_argument("--feature-classifier", help="classifier (.pt) whose pooled features FID and KID use")
@@ -449,7 +495,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("ddpm-quality", help="class mix and FID of unguided samples, at every training snapshot")
-    s.add_argument("--ddpm", required=True, help="DDPMPipeline directory from train-ddpm (with snapshots/)")
+    s.add_argument("--ddpm", required=True,
+                   help="DDPMPipeline directory from train-ddpm (with snapshots/) or bring-ddpm (final weights only)")
     s.add_argument("--judge", required=True, help="judge classifier (.pt): class mix and FID features")
     s.add_argument("--data", required=True, help="SportBalls .npz: real images of all classes")
     s.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="sampling seeds, as the cells use")
@@ -457,6 +504,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=_positive, default=96, help="does not change the samples")
     s.add_argument("--steps", type=_steps, help="respaced sampling steps, or 'all' (default)")
     s.add_argument("--unet-dtype", choices=["float32", "bfloat16", "float16"], default="float32")
+    s.add_argument("--features", choices=["judge", "sportballs"], default="sportballs",
+                   help="the name of the judge's pooled features in the CSV (sportballs: its former name)")
     s.add_argument("--real-draws", type=_positive, default=5,
                    help="random draws of the real sets that both FIDs are averaged over")
     s.add_argument("--csv", required=True, help="output CSV: one row per snapshot and the final weights")

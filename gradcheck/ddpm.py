@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from .atomic import atomic_dir, atomic_path, write_json
 from .checkpoint import CheckpointError, load_torch
 from .device import describe
+from .pretrained import linear_beta_range  # torch-free: the workflow checks brought DDPMs with it
 
 log = logging.getLogger(__name__)
 SNAPSHOTS = "snapshots"  # sub-directory of the pipeline directory: sampling weights during training
@@ -119,15 +120,12 @@ def build_scheduler(num_train_timesteps: int, scale_betas: bool = False) -> DDPM
     noise. ``scale_betas`` multiplies both ends by 1000 / T (Nichol & Dhariwal 2021), so any T
     spans the noise levels of T = 1000 (alpha_bar_T about 4e-5).
     """
-    scale = 1000 / num_train_timesteps if scale_betas else 1.0
-    if 0.02 * scale >= 1:
-        raise ValueError(f"scale_betas needs T above 20: at T = {num_train_timesteps} the last beta would be "
-                         f"{0.02 * scale:g} (a beta of 1 or more destroys the image in one step)")
+    beta_start, beta_end = linear_beta_range(num_train_timesteps, scale_betas)
     return DDPMScheduler(
         num_train_timesteps=num_train_timesteps,
         beta_schedule="linear",
-        beta_start=1e-4 * scale,
-        beta_end=0.02 * scale,
+        beta_start=beta_start,
+        beta_end=beta_end,
         variance_type="fixed_small",
         prediction_type="epsilon",
     )

@@ -20,7 +20,7 @@ from torchmetrics.image.kid import KernelInceptionDistance
 from .checkpoint import CheckpointError
 from .classifier import pooled_feature_extractor
 
-FEATURE_SOURCES = ("inception", "sportballs")
+FEATURE_SOURCES = ("inception", "judge", "sportballs")  # sportballs: judge under its former name
 
 
 class PooledClassifierFeatures(torch.nn.Module):
@@ -34,7 +34,8 @@ class PooledClassifierFeatures(torch.nn.Module):
     def __init__(self, classifier: torch.nn.Module):
         super().__init__()
         self.body, self.num_features = pooled_feature_extractor(classifier)
-        self.architecture = type(classifier).__name__.lower()
+        # a TorchScript module (a brought judge) keeps its class name as original_name
+        self.architecture = getattr(classifier, "original_name", type(classifier).__name__).lower()
         self.requires_grad_(False).eval()
 
     def forward(self, images_u8: torch.Tensor) -> torch.Tensor:
@@ -48,7 +49,7 @@ def feature_network(source: str, *, inception_weights: str | os.PathLike | None 
         if not inception_weights or not Path(inception_weights).is_file():
             raise CheckpointError(
                 f"FID features 'inception' need Inception-v3 weights on disk (torch-fidelity format); "
-                f"not found: {inception_weights!r}. Set metrics.inception_weights or use features 'sportballs'."
+                f"not found: {inception_weights!r}. Set metrics.inception_weights or use features 'judge'."
             )
         from torchmetrics.image.fid import NoTrainInceptionV3
 
@@ -57,11 +58,11 @@ def feature_network(source: str, *, inception_weights: str | os.PathLike | None 
                                  feature_extractor_weights_path=str(inception_weights))
         net.num_features = 2048
         return net, "inception-v3-pool3-2048"
-    if source == "sportballs":
+    if source in ("judge", "sportballs"):
         if classifier is None:
-            raise ValueError("FID features 'sportballs' need the feature classifier")
+            raise ValueError(f"FID features {source!r} need the feature classifier")
         net = PooledClassifierFeatures(classifier)
-        return net, f"sportballs-{net.architecture}-pool-{net.num_features}"
+        return net, f"{source}-{net.architecture}-pool-{net.num_features}"
     raise ValueError(f"unknown FID feature source {source!r}; choose one of {FEATURE_SOURCES}")
 
 

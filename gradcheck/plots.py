@@ -268,8 +268,14 @@ def sensitivity_figure(frame: pd.DataFrame, headline: tuple, paper: float, path:
 
 def ddpm_quality_figure(frame: pd.DataFrame, path: str | os.PathLike, title: str, fid_goal: float = 3.0,
                         share_band: tuple[float, float] = (0.15, 0.35)) -> None:
-    """FID ratio to real-vs-real and the judge's class mix of unguided samples, against training step."""
-    frame = frame.sort_values("step")
+    """FID ratio to real-vs-real and the judge's class mix of unguided samples, against training step.
+
+    A brought DDPM has no training: its one row (step empty) is drawn as a single marked point.
+    """
+    frame = frame.assign(step=pd.to_numeric(frame["step"], errors="coerce")).sort_values("step")
+    brought = bool(frame["step"].isna().all())
+    if brought:
+        frame = frame.assign(step=0.0)
     classes = [c[len("share_"):] for c in frame.columns if c.startswith("share_")]
     fig, (ax_fid, ax_mix) = plt.subplots(1, 2, figsize=(11, 3.6))
     ax_fid.plot(frame["step"], frame["fid_ratio"], "o-", color="black", label="samples vs real")
@@ -285,6 +291,10 @@ def ddpm_quality_figure(frame: pd.DataFrame, path: str | os.PathLike, title: str
     ax_mix.legend(fontsize=7, ncol=2)
     for ax in (ax_fid, ax_mix):
         ax.grid(alpha=0.3)
+        if brought:
+            ax.set_xlim(-1, 1)
+            ax.set_xticks([0], ["final weights"])
+            ax.set_xlabel("brought DDPM: no training curve")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     _save(fig, path)

@@ -38,15 +38,28 @@ def job_devices(paths: list[str | os.PathLike]) -> dict[str, dict]:
     """The ``device`` entry each job wrote into its JSON or samples record."""
     from .samples import load_samples
 
+    from .pretrained import PRETRAINED_JSON
+
     found = {}
     for path in map(Path, paths):
-        if path.is_dir():
-            path = path / "training.json"
+        if path.is_dir():  # a DDPM directory: trained (training.json) or brought (pretrained.json)
+            path = path / (PRETRAINED_JSON if (path / PRETRAINED_JSON).is_file() else "training.json")
         record = load_samples(path)["record"] if path.suffix == ".npz" else json.loads(path.read_text())
         found[str(path)] = record.get("device")
     return found
 
 
-def run_record(config: dict, repo: str | os.PathLike, job_outputs: list[str | os.PathLike]) -> dict:
-    return {"config": config, "git": git_state(repo), "packages": package_versions(),
-            "python": sys.version.split()[0], "platform": platform.platform(), "jobs": job_devices(job_outputs)}
+def model_records(models: dict[str, str | os.PathLike]) -> dict[str, dict]:
+    """name -> {"path", "sha256", "origin": "trained" | "brought", ...} (see gradcheck.pretrained.model_record)."""
+    from .pretrained import model_record
+
+    return {name: model_record(path) for name, path in models.items()}
+
+
+def run_record(config: dict, repo: str | os.PathLike, job_outputs: list[str | os.PathLike],
+               models: dict[str, str | os.PathLike] | None = None) -> dict:
+    record = {"config": config, "git": git_state(repo), "packages": package_versions(),
+              "python": sys.version.split()[0], "platform": platform.platform(), "jobs": job_devices(job_outputs)}
+    if models is not None:
+        record["models"] = model_records(models)
+    return record

@@ -81,8 +81,10 @@ def cmd_classifiers(a):
         reports[name] = json.loads(Path(path).read_text())
     classifier_figure(reports, a.figure)
     lines = ["classifier,mode,clean_accuracy,noisy_accuracy,best_epoch,epochs_run,parameters"]
-    lines += [f"{n},{r['mode']},{r['clean_accuracy']:.4f},{r['noisy_accuracy']:.4f},{r['best_epoch']},"
-              f"{r['epochs_run']},{r['parameters']}" for n, r in reports.items()]
+    # a brought classifier (mode "pretrained") has no best epoch: an empty field
+    lines += [f"{n},{r['mode']},{r['clean_accuracy']:.4f},{r['noisy_accuracy']:.4f},"
+              f"{'' if r.get('best_epoch') is None else r['best_epoch']},{r.get('epochs_run', 0)},{r['parameters']}"
+              for n, r in reports.items()]
     write_text(a.csv, "\n".join(lines) + "\n")
 
 
@@ -140,7 +142,13 @@ def cmd_record(a):
         config = json.loads(a.config_json)
     except json.JSONDecodeError as exc:
         raise ValueError(f"--config-json is not JSON: {exc}") from exc
-    write_json(a.out, run_record(config, a.repo, a.jobs))
+    models = {}
+    for spec in a.models:
+        name, _, path = spec.partition("=")
+        if not name or not path:
+            raise ValueError(f"--models takes NAME=PATH, got {spec!r}")
+        models[name] = path
+    write_json(a.out, run_record(config, a.repo, a.jobs, models))
 
 
 def add_report_commands(sub: argparse._SubParsersAction) -> None:
@@ -205,6 +213,9 @@ def add_report_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--config-json", required=True, help="the run's effective config, as JSON")
     s.add_argument("--repo", default=".", help="the workflow's git checkout")
     s.add_argument("--jobs", nargs="*", default=[], help="job outputs whose device records to collect")
+    s.add_argument("--models", nargs="*", default=[], metavar="NAME=PATH",
+                   help="models the run used (DDPM directory, classifier .pt): each is recorded with its content "
+                   "hash and whether it was trained or brought (and from where)")
     s.add_argument("--out", required=True, help="output JSON")
     s.set_defaults(func=cmd_record)
 
