@@ -55,3 +55,14 @@ def export_digits(root: str | os.PathLike) -> int:
         for index, (image, label) in enumerate(zip(images, labels.tolist())):
             Image.fromarray(image).save(tmp / str(label) / f"{index:0{width}d}.png", format="PNG")
     return len(images)
+
+
+def digit_counts(val_fraction: float = 0.1) -> dict[str, tuple[int, int]]:
+    """digit -> (training, validation) image counts of the exported digits once imported with
+    ``val_fraction``, as :func:`gradcheck.folder.scan_image_folder` would count them."""
+    from gradcheck.folder import validation_count
+
+    _, labels = digits_uint8()
+    per_class = np.bincount(labels, minlength=len(DIGIT_CLASSES))
+    return {digit: (int(n) - validation_count(int(n), val_fraction), validation_count(int(n), val_fraction))
+            for digit, n in zip(DIGIT_CLASSES, per_class)}

@@ -163,7 +163,7 @@ def render(results: list[dict], frame: pd.DataFrame, source: str) -> str:
         f"Generated from `{source}` by `gradcheck findings`; every number is the mean over "
         f"{first['samples_per_seed']} samples x {first['seeds']} sampling seeds with its "
         f"{first['confidence']:.0%} bootstrap interval (guidance scale s = {first['scale']:g}, "
-        f"target {first['target']}). Verdicts follow from the intervals alone: see `gradcheck/findings.py`. "
+        f"target '{first['target']}'). Verdicts follow from the intervals alone: see `gradcheck/findings.py`. "
         f"\"Changes little\" and \"approaches\" allow {ACCURACY_MARGIN * 100:.0f} percentage points of accuracy.",
         "",
         "| claim | verdict |",

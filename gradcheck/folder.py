@@ -69,6 +69,65 @@ def load_image(path: str | os.PathLike, image_size: int, loader=None) -> np.ndar
         raise ValueError(f"cannot read image {path}: {err}") from None
 
 
+def check_val_fraction(val_fraction) -> None:
+    if not (isinstance(val_fraction, (int, float)) and 0 < val_fraction < 1):
+        raise ValueError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction!r}")
+
+
+def _class_files(folder: str | os.PathLike) -> tuple[ImageFolder, list[list[str]]]:
+    """torchvision's ImageFolder of ``folder`` and each class's image paths, or a ValueError
+    naming the folder when it is missing, has fewer than two classes or a class with fewer than 2 images."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise ValueError(f"image folder not found: {folder}" if not folder.exists()
+                         else f"not a folder: {folder}")
+    try:
+        names = find_classes(folder)[0]
+    except FileNotFoundError:  # torchvision: no sub-folder at all
+        names = []
+    if len(names) < 2:
+        raise ValueError(f"{folder} has {len(names)} class sub-folder{'s' if len(names) != 1 else ''} "
+                         f"{names}; need at least 2 (layout: {folder}/<class>/<image>)")
+    # allow_empty: an empty class is reported below with its count, as any class with too few
+    dataset = ImageFolder(folder, allow_empty=True)
+    assert list(dataset.classes) == names  # ImageFolder uses find_classes: the same order
+    by_class: list[list[str]] = [[] for _ in names]
+    for path, label in dataset.samples:  # sorted by class, then by path within a class
+        by_class[label].append(path)
+    few = [(name, len(paths)) for name, paths in zip(names, by_class) if len(paths) < 2]
+    if few:
+        listed = ", ".join(f"{name!r} has {n}" for name, n in few)
+        raise ValueError(f"{folder}: every class needs at least 2 images (1 for validation, 1 for training); "
+                         f"{listed} (image files end in {', '.join(IMG_EXTENSIONS)})")
+    return dataset, by_class
+
+
+def scan_image_folder(folder: str | os.PathLike, val_fraction: float = 0.1,
+                      check_headers: bool = True) -> dict[str, tuple[int, int]]:
+    """class name -> (training, validation) image counts that :func:`read_image_folder` will give,
+    without decoding any image: quick enough to check a folder before a workflow starts.
+
+    Raises the ValueErrors of :func:`read_image_folder` for the folder's layout and, with
+    ``check_headers``, one naming the first file that Pillow does not recognise as an image
+    (a truncated body is only found when the images are read).
+    """
+    check_val_fraction(val_fraction)
+    dataset, by_class = _class_files(folder)
+    if check_headers:
+        for paths in by_class:
+            for path in paths:
+                try:
+                    with Image.open(path):  # reads the header only
+                        pass
+                except (OSError, ValueError, SyntaxError) as err:
+                    raise ValueError(f"cannot read image {path}: {err}") from None
+    counts = {}
+    for name, paths in zip(dataset.classes, by_class):
+        n_val = validation_count(len(paths), val_fraction)
+        counts[name] = (len(paths) - n_val, n_val)
+    return counts
+
+
 def read_image_folder(folder: str | os.PathLike, image_size: int, val_fraction: float = 0.1,
                       seed: int = 0) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
     """Read an ImageFolder-layout directory into the arrays :func:`gradcheck.data.save_dataset` takes.
@@ -86,31 +145,9 @@ def read_image_folder(folder: str | os.PathLike, image_size: int, val_fraction: 
     """
     if not isinstance(image_size, (int, np.integer)) or image_size < 8:
         raise ValueError(f"image_size must be an integer >= 8, got {image_size!r}")
-    if not (isinstance(val_fraction, (int, float)) and 0 < val_fraction < 1):
-        raise ValueError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction!r}")
-    folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        raise ValueError(f"image folder not found: {folder}" if not folder.exists()
-                         else f"not a folder: {folder}")
-    try:
-        names = find_classes(folder)[0]
-    except FileNotFoundError:  # torchvision: no sub-folder at all
-        names = []
-    if len(names) < 2:
-        raise ValueError(f"{folder} has {len(names)} class sub-folder{'s' if len(names) != 1 else ''} "
-                         f"{names}; need at least 2 (layout: {folder}/<class>/<image>)")
-    # allow_empty: an empty class is reported below with its count, as any class with too few
-    dataset = ImageFolder(folder, allow_empty=True)
+    check_val_fraction(val_fraction)
+    dataset, by_class = _class_files(folder)
     classes = tuple(dataset.classes)
-    assert list(classes) == names  # ImageFolder uses find_classes: the same order
-    by_class: list[list[str]] = [[] for _ in classes]
-    for path, label in dataset.samples:  # sorted by class, then by path within a class
-        by_class[label].append(path)
-    few = [(name, len(paths)) for name, paths in zip(classes, by_class) if len(paths) < 2]
-    if few:
-        listed = ", ".join(f"{name!r} has {n}" for name, n in few)
-        raise ValueError(f"{folder}: every class needs at least 2 images (1 for validation, 1 for training); "
-                         f"{listed} (image files end in {', '.join(IMG_EXTENSIONS)})")
 
     picked: dict[int, list[tuple[str, int]]] = {_TRAIN: [], _VAL: []}
     for label, (name, paths) in enumerate(zip(classes, by_class)):
@@ -133,3 +170,17 @@ def read_image_folder(folder: str | os.PathLike, image_size: int, val_fraction: 
             labels[i] = label
         data[f"{split}_images"], data[f"{split}_labels"] = images, labels
     return data, classes
+
+
+def folder_fingerprint(folder: str | os.PathLike) -> str:
+    """A short hash of the folder's image files (relative path, size, modification time): it
+    changes when an image is added, removed or rewritten, so a workflow can re-import then."""
+    import hashlib
+
+    dataset, _ = _class_files(folder)
+    root = Path(folder).expanduser()
+    digest = hashlib.sha256()
+    for path, _label in dataset.samples:
+        stat = os.stat(path)
+        digest.update(f"{Path(path).relative_to(root).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]

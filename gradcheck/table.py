@@ -78,9 +78,9 @@ def write_table(frame: pd.DataFrame, csv_path: str | os.PathLike) -> None:
     features = ", ".join(sorted(frame["features"].unique()))
     note = (f"\n\nEach value: mean over {first['samples_per_seed']} samples x {first['seeds']} sampling seeds, "
             f"[{first['confidence']:.0%} bootstrap interval over seeds and samples]. Accuracy (guide): the "
-            f"guiding classifier calls the sample {first['target']}; accuracy (judge): an independent classifier, "
+            f"guiding classifier calls the sample '{first['target']}'; accuracy (judge): an independent classifier, "
             f"never used for guidance, does; fooled: the guide does and the judge does not. FID and KID: "
-            f"{first['n']} samples against {first['n']} {first['target']} training images per seed (mean over "
+            f"{first['n']} samples against {first['n']} training images of class '{first['target']}' per seed (mean over "
             f"seeds), on {features} features. cosine: consecutive-step cosine of the guidance direction.\n")
     write_text(csv_path.with_suffix(".md"), pretty(frame).to_markdown(index=False, disable_numparse=True) + note)
     write_text(csv_path.with_suffix(".tex"), pretty(frame).to_latex(index=False, escape=True))

@@ -2,11 +2,35 @@
 import itertools
 import json
 import subprocess
+import sys
+from pathlib import Path
 
 from snakemake.utils import validate
 
+sys.path.insert(0, workflow.basedir)  # gradcheck's readers check digits and folder data before any job
+
 
 validate(config, "../configs/schema.yaml")
+
+
+def data_class_counts(cfg):
+    """class name -> (training, validation) images, in label order, known before any job runs:
+    a bad folder stops the run here, naming the folder, the class or the file."""
+    data = cfg["data"]
+    if data["source"] == "sportballs":
+        return {name: (data["train_per_class"], data["val_per_class"]) for name in data["classes"]}
+    if data["source"] == "digits":
+        from gradcheck.digits import digit_counts
+
+        return digit_counts(data["val_fraction"])
+    if not data.get("folder"):
+        raise ValueError("config: data.source is 'folder' but data.folder is not set; give the image folder's path")
+    from gradcheck.folder import scan_image_folder
+
+    try:
+        return scan_image_folder(data["folder"], data["val_fraction"])
+    except ValueError as err:
+        raise ValueError(f"config: data.folder: {err}") from None
 
 
 def _check_config(cfg):
@@ -41,19 +65,21 @@ def _check_config(cfg):
             raise ValueError(
                 f"config: sampling.steps ({steps}) exceeds ddpm.timesteps ({settings['timesteps']}){where}"
             )
-    classes = cfg["data"]["classes"]
-    if cfg["sampling"]["target"] not in classes:
-        raise ValueError(
-            f"config: sampling.target {cfg['sampling']['target']!r} is not among data.classes ({', '.join(classes)})"
-        )
+    counts, target = data_class_counts(cfg), cfg["sampling"]["target"]
+    if target not in counts:
+        where = "data.classes" if cfg["data"]["source"] == "sportballs" else f"the {cfg['data']['source']} data's classes"
+        raise ValueError(f"config: sampling.target {target!r} is not among {where} ({', '.join(counts)})")
+    _check_brought_models(cfg, tuple(counts))
     fid_n = cfg["metrics"].get("fid_n") or cfg["sampling"]["num_samples"]
     if fid_n > cfg["sampling"]["num_samples"]:
         raise ValueError(f"config: metrics.fid_n ({fid_n}) exceeds sampling.num_samples")
-    n_seeds = len(cfg["sampling"]["seeds"])
-    if fid_n * n_seeds > cfg["data"]["train_per_class"]:
+    n_seeds, n_real = len(cfg["sampling"]["seeds"]), counts[target][0]
+    if fid_n * n_seeds > n_real:
+        have = ("data.train_per_class" if cfg["data"]["source"] == "sportballs"
+                else f"the {n_real} training images of class {target!r}")
         raise ValueError(
-            f"config: metrics.fid_n ({fid_n}) x {n_seeds} sampling.seeds exceeds data.train_per_class "
-            f"({cfg['data']['train_per_class']}): every seed needs its own real images"
+            f"config: metrics.fid_n ({fid_n}) x {n_seeds} sampling.seeds exceeds {have} "
+            f"({n_real}): every seed needs its own real images"
         )
     if sweep_variant(cfg) not in study_variants(cfg):
         raise ValueError(f"config: sensitivity.sweep.variant {sweep_variant(cfg)!r} is not a variant; "
@@ -61,6 +87,47 @@ def _check_config(cfg):
     metrics = cfg["metrics"]
     if metrics["fid_features"] == "inception" and not metrics.get("inception_weights"):
         raise ValueError("config: metrics.fid_features is 'inception' but metrics.inception_weights is not set")
+
+
+def brought(name, cfg=config):
+    """The user's model that replaces training ``name`` ('ddpm', 'robust', 'nonrobust' or 'judge'), or None."""
+    if name == "ddpm":
+        return cfg["ddpm"].get("pretrained")
+    return (cfg["classifiers"].get(name) or {}).get("pretrained")
+
+
+NEVER = "(?!)"  # a wildcard pattern that matches nothing: the rule is off
+
+
+def alternatives(patterns):
+    return "|".join(patterns) if patterns else NEVER
+
+
+def _check_brought_models(cfg, classes):
+    """Brought models must fit the data and the schedule: checked here, before any job, naming the key."""
+    size, timesteps = cfg["data"]["image_size"], cfg["ddpm"]["timesteps"]
+    for name, settings in study_settings_all(cfg).items():
+        changed = settings["timesteps"] != timesteps
+        for model in ("ddpm", "robust"):
+            if changed and brought(model, cfg):
+                key = "ddpm.pretrained" if model == "ddpm" else "classifiers.robust.pretrained"
+                raise ValueError(f"config: sensitivity variant {name!r} changes ddpm.timesteps to {settings['timesteps']}, "
+                                 f"which needs a {model} trained for it, but {key} brings one for T = {timesteps}")
+    if not any(brought(model, cfg) for model in ("ddpm", "robust", "nonrobust", "judge")):
+        return
+    from gradcheck.pretrained import check_classifier_file, check_ddpm_pipeline
+
+    if brought("ddpm", cfg):
+        try:
+            check_ddpm_pipeline(brought("ddpm", cfg), size, timesteps, cfg["ddpm"]["scale_betas"])
+        except ValueError as err:
+            raise ValueError(f"config: ddpm.pretrained: {err}") from None
+    for model in ("robust", "nonrobust", "judge"):
+        if brought(model, cfg):
+            try:  # role judge: its pooled features must be found (ddpm-quality's FID uses them always)
+                check_classifier_file(brought(model, cfg), classes, size, model)
+            except ValueError as err:
+                raise ValueError(f"config: classifiers.{model}.pretrained: {err}") from None
 
 
 def study_variants(cfg):
@@ -97,6 +164,10 @@ def study_settings_all(cfg):
 
 _check_config(config)
 STUDY_SETTINGS = study_settings_all(config)
+# the data set file and its contact sheet, named after the source
+DATA_NAME = {"sportballs": "sportballs", "digits": "digits", "folder": "images"}[config["data"]["source"]]
+DATA = f"results/data/{DATA_NAME}.npz"
+DATA_SHEET = f"results/figures/{DATA_NAME}.png"
 
 ENV = "../envs/gradcheck.yaml"
 # Every job passes these to the CLI: torch ignores Snakemake's OMP_NUM_THREADS=threads,
@@ -211,7 +282,7 @@ def fid_options(wildcards):
     metrics = config["metrics"]
     if metrics["fid_features"] == "inception":
         return f"--features inception --inception-weights {metrics['inception_weights']}"
-    return "--features sportballs --feature-classifier results/models/judge.pt"
+    return f"--features {metrics['fid_features']} --feature-classifier results/models/judge.pt"
 
 
 def all_outputs():
@@ -222,7 +293,7 @@ def all_outputs():
         "results/findings.md",
         "results/classifiers.csv",
         "results/figures/classifiers.png",
-        "results/figures/sportballs.png",
+        DATA_SHEET,
         "results/figures/cosine_baseline.png",
         "results/scale_ablation.csv",
         "results/ddpm.csv",

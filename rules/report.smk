@@ -222,7 +222,7 @@ rule ddpm_quality:
     input:
         ddpm=ddpm_path(config["ddpm"]["timesteps"]),
         judge="results/models/judge.pt",
-        data=rules.make_data.output.data,
+        data=DATA,
     output:
         csv="results/ddpm.csv",
         figure=report(
@@ -235,6 +235,8 @@ rule ddpm_quality:
             batch_size=config["sampling"]["batch_size"],
             # what can change an unguided cell's samples (steps, UNet dtype): the same here
             **relevant_settings({"scale": 0}, STUDY_SETTINGS["default"]),
+            # the judge's features always; named as the table names them ('sportballs' is the old default)
+            **({"features": "judge"} if config["metrics"]["fid_features"] == "judge" else {}),
         ),
         runtime=cli_flags(**RUNTIME),
     resources:
@@ -254,6 +256,7 @@ rule run_record:
     input:
         ddpm=ddpm_path(config["ddpm"]["timesteps"]),
         classifiers=expand("results/models/{model}.json", model=CLASSIFIER_MODE),
+        weights=expand("results/models/{model}.pt", model=CLASSIFIER_MODE),
         samples=[f"results/samples/{CELL}.npz".format(**c) for c in all_cells()],
     output:
         "results/run_record.json",
@@ -261,6 +264,9 @@ rule run_record:
         config=json.dumps(config, sort_keys=True),
         commit=GIT_COMMIT,  # a new commit reruns this record, and nothing else
         repo=workflow.basedir,
+        # each model's content hash, and whether it was trained here or brought
+        models=" ".join([f"ddpm={ddpm_path(config['ddpm']['timesteps'])}"]
+                        + [f"{model}=results/models/{model}.pt" for model in CLASSIFIER_MODE]),
     log:
         "results/logs/run_record.log",
     benchmark:
@@ -269,4 +275,4 @@ rule run_record:
         ENV
     shell:
         "python -m gradcheck record --config-json {params.config:q} --repo {params.repo} "
-        "--jobs {input} --out {output} 2> {log}"
+        "--jobs {input.ddpm} {input.classifiers} {input.samples} --models {params.models} --out {output} 2> {log}"

@@ -33,7 +33,7 @@ rule evaluate_cell:
         samples=rules.sample_cell.output,
         classifier="results/models/{classifier}.pt",
         judge="results/models/judge.pt",
-        data=rules.make_data.output.data,
+        data=DATA,
     output:
         f"results/metrics/{CELL}.json",
     params:

@@ -62,7 +62,7 @@ use rule evaluate_cell as evaluate_study_cell with:
         samples=STUDY_PATH.replace("{kind}", "samples") + ".npz",
         classifier=lambda w: study_models(w)["classifier"],
         judge="results/models/judge.pt",
-        data=rules.make_data.output.data,
+        data=DATA,
     output:
         STUDY_PATH.replace("{kind}", "metrics") + ".json",
     params:

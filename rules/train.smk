@@ -3,18 +3,24 @@ def timesteps_of(name):
     return int(name.split("_T")[1]) if "_T" in name else config["ddpm"]["timesteps"]
 
 
+# The training keys of ddpm.*: `pretrained` replaces training, it is not a flag of train-ddpm.
+DDPM_TRAINING = {key: value for key, value in config["ddpm"].items() if key != "pretrained"}
+
+
 # results/models/ddpm is the DDPM of ddpm.timesteps; ddpm_T<T> one that a sensitivity variant asks for.
 rule train_ddpm:
     input:
-        data=rules.make_data.output.data,
+        data=DATA,
     output:
         directory("results/models/{ddpm}"),
+    wildcard_constraints:
+        ddpm=r"ddpm_T[0-9]+" if brought("ddpm") else r"ddpm(_T[0-9]+)?",  # a brought DDPM is not trained
     params:
         # Checkpoints live beside the output, which Snakemake deletes on failure: a killed
         # run resumes from the last checkpoint when it is started again.
         work_dir="results/models/{ddpm}.ckpt",
         # the config keys are the CLI's flags
-        flags=lambda w: cli_flags(**(config["ddpm"] | {"timesteps": timesteps_of(w.ddpm)})),
+        flags=lambda w: cli_flags(**(DDPM_TRAINING | {"timesteps": timesteps_of(w.ddpm)})),
         runtime=cli_flags(**RUNTIME),
     resources:
         gpu=1,
@@ -41,10 +47,12 @@ def base_model(name):
 
 rule train_classifier:
     input:
-        data=rules.make_data.output.data,
+        data=DATA,
     output:
         weights="results/models/{model}.pt",
         report="results/models/{model}.json",
+    wildcard_constraints:
+        model=alternatives([name for name in CLASSIFIER_MODE if not brought(name)] + ["robust_T[0-9]+"]),
     params:
         mode=lambda w: CLASSIFIER_MODE[base_model(w.model)],
         flags=lambda w: cli_flags(
@@ -73,3 +81,53 @@ rule train_classifier:
         "python -m gradcheck train-classifier --data {input.data} --mode {params.mode} "
         "--out {output.weights} --report {output.report} {params.flags} {params.runtime} 2> {log}"
 
+
+
+# Bring your own models: a user's DDPM pipeline or classifier file replaces training. Both were
+# checked against the data and the schedule when the config was read; these rules copy them into
+# results/models, so every later rule reads them as it reads trained ones.
+rule bring_ddpm:
+    input:
+        # every file of the pipeline: an edited one reruns the copy, and what depends on it
+        lambda w: sorted(str(p) for p in Path(brought("ddpm")).rglob("*") if p.is_file()),
+    output:
+        directory("results/models/{brought_ddpm}"),
+    wildcard_constraints:
+        brought_ddpm="ddpm" if brought("ddpm") else NEVER,
+    params:
+        pipeline=lambda w: brought("ddpm"),
+        flags=cli_flags(
+            image_size=config["data"]["image_size"],
+            timesteps=config["ddpm"]["timesteps"],
+            scale_betas=config["ddpm"]["scale_betas"],
+        ),
+    log:
+        "results/logs/bring_{brought_ddpm}.log",
+    benchmark:
+        "results/benchmarks/bring_{brought_ddpm}.tsv"
+    conda:
+        ENV
+    shell:
+        "python -m gradcheck bring-ddpm --pipeline {params.pipeline:q} --out {output} {params.flags} 2> {log}"
+
+
+rule bring_classifier:
+    input:
+        data=DATA,
+        file=lambda w: brought(w.model),
+    output:
+        weights="results/models/{model}.pt",
+        report="results/models/{model}.json",
+    wildcard_constraints:
+        model=alternatives([name for name in CLASSIFIER_MODE if brought(name)]),
+    params:
+        flags=cli_flags(timesteps=config["ddpm"]["timesteps"], scale_betas=config["ddpm"]["scale_betas"]),
+    log:
+        "results/logs/bring_classifier_{model}.log",
+    benchmark:
+        "results/benchmarks/bring_classifier_{model}.tsv"
+    conda:
+        ENV
+    shell:
+        "python -m gradcheck bring-classifier --file {input.file:q} --role {wildcards.model} --data {input.data} "
+        "--out {output.weights} --report {output.report} {params.flags} 2> {log}"

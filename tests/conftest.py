@@ -17,8 +17,9 @@ def snakemake(workdir, *args, configfile=TINY, check=True, env=None, timeout=900
     """Run the real Snakemake on this repository's workflow in ``workdir``."""
     env = {**os.environ, **(env or {}), "PYTHONPATH": str(REPO),
            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    configfiles = configfile if isinstance(configfile, (list, tuple)) else [configfile]  # later ones override
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(configfile), *args]
+           "--configfile", *map(str, configfiles), *args]
     # timeout -k: a wedged executor can ignore SIGTERM
     proc = subprocess.run(["timeout", "-k", "30", str(timeout), *cmd], env=env, capture_output=True, text=True)
     if check and proc.returncode != 0:

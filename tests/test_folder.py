@@ -13,7 +13,8 @@ from torchvision.datasets import ImageFolder
 from gradcheck.cli import main
 from gradcheck.data import CLASSES, SCALE_RANGE, build_dataset, load_dataset, save_dataset
 from gradcheck.digits import export_digits
-from gradcheck.folder import folder_source, read_image_folder, validation_count
+from gradcheck.folder import (folder_fingerprint, folder_source, read_image_folder, scan_image_folder,
+                              validation_count)
 
 # "Mango" sorts before "apple" (upper case first): the order must be ImageFolder's, not ours
 NAMES = ("zebra", "apple", "Mango")
@@ -105,7 +106,12 @@ def test_a_new_class_leaves_the_others_split_alone(folder, tmp_path):
             _bytes(after["val_images"][after["val_labels"] == new_label])
 
 
-def test_errors_name_the_folder_file_or_class(folder, tmp_path):
+def _scan(path, image_size, **kw):
+    return scan_image_folder(path, **kw)
+
+
+@pytest.mark.parametrize("read_image_folder", [read_image_folder, _scan], ids=["read", "scan"])
+def test_errors_name_the_folder_file_or_class(folder, tmp_path, read_image_folder):
     missing = tmp_path / "nowhere"
     with pytest.raises(ValueError, match="not found.*nowhere"):
         read_image_folder(missing, 16)
@@ -136,14 +142,34 @@ def test_errors_name_the_folder_file_or_class(folder, tmp_path):
     (bad / "apple" / "broken.png").write_bytes(b"this is not a PNG file")
     with pytest.raises(ValueError, match=r"cannot read image .*bad/apple/broken\.png"):
         read_image_folder(bad, 16)
+    with pytest.raises(ValueError, match="val_fraction"):
+        read_image_folder(folder, 16, val_fraction=1.0)
+    if read_image_folder is _scan:
+        return  # the scan reads headers only: a truncated body and the size are found when reading
     (bad / "apple" / "broken.png").write_bytes((bad / "apple" / "c1.PNG").read_bytes()[:60])  # truncated
     with pytest.raises(ValueError, match=r"cannot read image .*bad/apple/broken\.png"):
         read_image_folder(bad, 16)
-
-    with pytest.raises(ValueError, match="val_fraction"):
-        read_image_folder(folder, 16, val_fraction=1.0)
     with pytest.raises(ValueError, match="image_size"):
         read_image_folder(folder, 4)
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.25, 0.5])
+def test_scan_counts_what_reading_gives(folder, fraction):
+    data, classes = read_image_folder(folder, 8, val_fraction=fraction)
+    counts = scan_image_folder(folder, fraction)
+    assert list(counts) == list(classes)
+    for label, name in enumerate(classes):
+        assert counts[name] == ((data["train_labels"] == label).sum(), (data["val_labels"] == label).sum())
+
+
+def test_fingerprint_changes_with_the_files_only(folder):
+    before = folder_fingerprint(folder)
+    assert folder_fingerprint(folder) == before
+    (folder / "notes.txt").write_text("not an image")  # ImageFolder skips it, so does the fingerprint
+    assert folder_fingerprint(folder) == before
+    first = sorted((folder / "apple").iterdir())[0]
+    first.write_bytes(first.read_bytes() + b"\0")
+    assert folder_fingerprint(folder) != before
 
 
 # --- the data set file ---------------------------------------------------------------
