@@ -426,7 +426,7 @@ def bring_classifier(source: str | os.PathLike, out: str | os.PathLike, report: 
     classes = [str(c) for c in data["classes"]]
     size = int(data["size"])
     model, info, raw, state = _check(source, classes, size, role)
-    sha = "sha256:" + hashlib.sha256(raw).hexdigest() if raw is not None else content_hash(source)
+    sha = content_hash(source)
     device = torch.device(device)
     model = model.to(device).eval()
     metrics = evaluate(model, images_to_tensor(data["val_images"]),

@@ -23,6 +23,17 @@ def _cell(path) -> dict:
             "images": s["images"], "trace": s}
 
 
+def _name_path_pairs(specs: list[str], flag: str, name: str = "NAME") -> list[tuple[str, str]]:
+    """``NAME=PATH`` arguments as (name, path) pairs, or a ValueError naming the flag and the bad one."""
+    pairs = []
+    for spec in specs:
+        key, _, path = spec.partition("=")
+        if not key or not path:
+            raise ValueError(f"{flag} takes {name}=PATH, got {spec!r}")
+        pairs.append((key, path))
+    return pairs
+
+
 def _named_cells(names: list[str], paths: list[str], what: str) -> list[tuple[str, dict]]:
     if len(names) != len(paths):
         raise ValueError(f"{len(names)} {what} for {len(paths)} sample files")
@@ -73,12 +84,7 @@ def cmd_classifiers(a):
     from .atomic import write_text
     from .plots import classifier_figure
 
-    reports = {}
-    for spec in a.report:
-        name, _, path = spec.partition("=")
-        if not path:
-            raise ValueError(f"--report takes NAME=PATH, got {spec!r}")
-        reports[name] = json.loads(Path(path).read_text())
+    reports = {name: json.loads(Path(path).read_text()) for name, path in _name_path_pairs(a.report, "--report")}
     classifier_figure(reports, a.figure)
     lines = ["classifier,mode,clean_accuracy,noisy_accuracy,best_epoch,epochs_run,parameters"]
     # a brought classifier (mode "pretrained") has no best epoch: an empty field
@@ -118,12 +124,7 @@ def cmd_sensitivity(a):
     from .atomic import atomic_path
     from .plots import sensitivity_figure
 
-    entries = []
-    for spec in a.metrics:
-        variant, _, path = spec.partition("=")
-        if not path:
-            raise ValueError(f"--metrics takes VARIANT=PATH, got {spec!r}")
-        entries.append((variant, path))
+    entries = _name_path_pairs(a.metrics, "--metrics", "VARIANT")
     try:
         changes = json.loads(a.changes_json)
     except json.JSONDecodeError as exc:
@@ -142,13 +143,7 @@ def cmd_record(a):
         config = json.loads(a.config_json)
     except json.JSONDecodeError as exc:
         raise ValueError(f"--config-json is not JSON: {exc}") from exc
-    models = {}
-    for spec in a.models:
-        name, _, path = spec.partition("=")
-        if not name or not path:
-            raise ValueError(f"--models takes NAME=PATH, got {spec!r}")
-        models[name] = path
-    write_json(a.out, run_record(config, a.repo, a.jobs, models))
+    write_json(a.out, run_record(config, a.repo, a.jobs, dict(_name_path_pairs(a.models, "--models"))))
 
 
 def add_report_commands(sub: argparse._SubParsersAction) -> None:

@@ -11,9 +11,12 @@ def data_variant(data):
     return {key: value for key, value in options.items() if list(value) != DATA_DEFAULTS[key]}
 
 
+DIGITS_FOLDER = "results/data/digits"  # scikit-learn's digits, exported as an image folder
+
+
 def image_folder():
     """The folder import_images reads: the digits as exported, or data.folder."""
-    return "results/data/digits" if config["data"]["source"] == "digits" else config["data"]["folder"]
+    return DIGITS_FOLDER if config["data"]["source"] == "digits" else config["data"]["folder"]
 
 
 def folder_contents():
@@ -49,7 +52,7 @@ rule make_data:
 
 rule export_digits:
     output:
-        directory("results/data/digits"),
+        directory(DIGITS_FOLDER),
     log:
         "results/logs/export_digits.log",
     benchmark:
@@ -64,7 +67,7 @@ rule export_digits:
 rule import_images:
     input:
         # the exported digits are a job's output; a user's folder was checked when the config was read
-        folder=lambda w: "results/data/digits" if w.imported == "digits" else [],
+        folder=lambda w: DIGITS_FOLDER if w.imported == "digits" else [],
     output:
         data="results/data/{imported}.npz",
         sheet=report("results/figures/{imported}.png", caption="captions/data.rst", category="5. Classifiers and data"),
