@@ -1,6 +1,6 @@
 """Seconds per sampling step of one cell in four modes, each against the cost of its own parts.
 
-Run:  python benchmarks/sampling_speed.py [--batch 96] [--steps 20] [--repeats 3] [--unet cpu|paper]
+Run:  python benchmarks/sampling_speed.py [--batch 96] [--steps 20] [--repeats 3] [--unet cpu|paper] [--compile]
 
 Three tables, all measured in this one run on the same models (weights are random: speed
 does not depend on them), timings interleaved over repeats so that drift in machine load
@@ -12,12 +12,17 @@ hits every variant alike. Ratios taken in one run compare across machines; secon
    forward and backward for plain guidance; one UNet forward and the backward through the
    classifier and the UNet, for x0-hat. A ratio near 1 means the sampler adds little.
 2. The speed options, one at a time, for the UNet forward alone and with its backward:
-   float32, bfloat16 weights (the sampler's ``unet_dtype``), float32 weights under bfloat16
-   autocast, channels-last memory layout, and ``torch.inference_mode`` instead of
-   ``no_grad``.
+   float32, bfloat16 weights (the sampler's ``unet_dtype``) with PyTorch's attention kernel
+   (flash; the sampler's choice for a forward alone) and with the math kernel
+   (``speed.attention_kernel``; the sampler's choice where a backward follows),
+   float32 weights under bfloat16 autocast, channels-last memory layout,
+   ``torch.inference_mode`` instead of ``no_grad`` and, with ``--compile``, ``torch.compile``
+   (its compile time printed apart); and the guiding classifier's forward and backward with
+   contiguous and channels-last weights and inputs (``speed.to_classifier_layout``).
 3. A full-length x0-hat cell at T = 400 with 3 x 32 = 96 samples: the settings of the
-   previous default (float32, batches of 64, i.e. 64 + 32, the judge at every step)
-   against the current ones (one batch of 96, bfloat16 UNet, the judge every 10th step).
+   previous default (float32, batches of 64, i.e. 64 + 32, the judge at every step,
+   contiguous classifiers) against the current ones (one batch of 96, bfloat16 UNet with
+   the math attention kernel, the judge every 10th step, channels-last classifiers).
    Each is timed over ``--steps`` steps and scaled to 400. With few steps the judge's
    share (it also watches the last step) is larger than in a full chain: the ratios in
    table 1 and the time of "now" in table 3 err on the slow side.
@@ -26,8 +31,10 @@ hits every variant alike. Ratios taken in one run compare across machines; secon
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
+from contextlib import nullcontext
 
 import torch
 
@@ -35,6 +42,7 @@ from gradcheck.classifier import build_classifier
 from gradcheck.ddpm import UNET_DTYPES, UNetConfig, build_scheduler, build_unet
 from gradcheck.device import pick_device
 from gradcheck.guidance import GuidanceSettings, guided_sample, initial_noise, sample_generators
+from gradcheck.speed import attention_kernel, to_classifier_layout
 
 UNETS = {  # (UNet, image size): config.yaml's and configs/paper.yaml's
     "cpu": (UNetConfig(norm_num_groups=8), 32),
@@ -84,6 +92,8 @@ def main() -> None:
     p.add_argument("--dtype", choices=UNET_DTYPES, default="bfloat16", help="the UNet's dtype in table 1")
     p.add_argument("--judge-every", type=int, default=10, help="the judge's interval in table 1")
     p.add_argument("--device", default="auto")
+    p.add_argument("--compile", action="store_true",
+                   help="also time torch.compile of the bfloat16 UNet (about a minute to compile on 2 cores)")
     a = p.parse_args()
     device = pick_device(a.device)
     torch.manual_seed(0)
@@ -94,8 +104,10 @@ def main() -> None:
         unets[name] = build_unet(unet_config, size).to(device, UNET_DTYPES[name]).eval().requires_grad_(False)
         unets[name].load_state_dict(unet32.state_dict())
     unet = unets[a.dtype]
-    classifier = build_classifier(4).to(device).eval().requires_grad_(False)
-    judge = build_classifier(4, "shufflenet_v2_x0_5").to(device).eval().requires_grad_(False)
+    contiguous_classifier = build_classifier(4).to(device).eval().requires_grad_(False)
+    classifier = to_classifier_layout(copy.deepcopy(contiguous_classifier), device)
+    contiguous_judge = build_classifier(4, "shufflenet_v2_x0_5").to(device).eval().requires_grad_(False)
+    judge = to_classifier_layout(copy.deepcopy(contiguous_judge), device)
     scheduler = build_scheduler(T)
     scheduler.set_timesteps(T)
     t = scheduler.timesteps[T // 2]
@@ -107,25 +119,29 @@ def main() -> None:
           f"{a.steps} steps x {a.repeats} repeats, torch threads {torch.get_num_threads()}")
 
     # --- the parts, each timed alone -------------------------------------------------------
-    def unet_forward(model=unet, layout=torch.contiguous_format, mode=torch.no_grad):
-        with mode():
+    def kernel(model, flash):  # the sampler's attention kernel, or PyTorch's own choice
+        return nullcontext() if flash else attention_kernel(device, next(model.parameters()).dtype)
+
+    def unet_forward(model=unet, layout=torch.contiguous_format, mode=torch.no_grad, flash=True):
+        with mode(), kernel(model, flash):
             return model(x.to(next(model.parameters()).dtype).contiguous(memory_format=layout), t).sample.float()
 
-    def classifier_forward_backward():
+    def classifier_forward_backward(model=classifier, layout=torch.channels_last):
         leaf = x.detach().requires_grad_(True)
-        torch.autograd.grad(classifier(leaf).log_softmax(1)[:, 3].sum(), leaf)
+        torch.autograd.grad(model(leaf.contiguous(memory_format=layout)).log_softmax(1)[:, 3].sum(), leaf)
 
-    def x0_forward_backward(model=unet, layout=torch.contiguous_format, autocast=False):
+    def x0_forward_backward(model=unet, layout=torch.contiguous_format, autocast=False, flash=False):
         leaf = x.detach().requires_grad_(True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast), kernel(model, flash):
             eps = model(leaf.to(next(model.parameters()).dtype).contiguous(memory_format=layout), t).sample
         x0 = (leaf - (1 - abar).sqrt() * eps.float()) / abar.sqrt()
-        torch.autograd.grad(classifier(x0).log_softmax(1)[:, 3].sum(), leaf)
+        torch.autograd.grad(classifier(x0.contiguous(memory_format=torch.channels_last)).log_softmax(1)[:, 3].sum(),
+                            leaf)
 
-    def run_mode(settings, model=unet, judge_every=a.judge_every, batch=a.batch):
+    def run_mode(settings, model=unet, judge_every=a.judge_every, batch=a.batch, guide=classifier, watch=judge):
         noise, generators = x[:batch], sample_generators(list(range(batch)))
-        guided_sample(model, scheduler, classifier if settings.scale else None, noise, settings, generators,
-                      a.steps, progress=False, judge=judge, judge_every=judge_every)
+        guided_sample(model, scheduler, guide if settings.scale else None, noise, settings, generators,
+                      a.steps, progress=False, judge=watch, judge_every=judge_every)
 
     parts = interleaved({"unet": lambda: unet_forward(), "classifier": classifier_forward_backward,
                          "x0": lambda: x0_forward_backward()}, device, a.repeats * 3)
@@ -148,39 +164,56 @@ def main() -> None:
     # --- the options, one at a time ----------------------------------------------------------
     forward = interleaved({
         "float32": lambda: unet_forward(unet32),
-        "bfloat16 weights": lambda: unet_forward(unets["bfloat16"]),
+        "bfloat16 weights, flash attention": lambda: unet_forward(unets["bfloat16"], flash=True),
+        "bfloat16 weights, math attention": lambda: unet_forward(unets["bfloat16"], flash=False),
         "float32, channels-last": lambda: unet_forward(unet32.to(memory_format=torch.channels_last),
                                                        torch.channels_last),
         "float32, inference_mode": lambda: unet_forward(unet32.to(memory_format=torch.contiguous_format),
                                                         mode=torch.inference_mode),
     }, device, a.repeats * 3)
     unet32.to(memory_format=torch.contiguous_format)
+    options = {}
+    if a.compile:
+        compiled = torch.compile(unets["bfloat16"], dynamic=False)
+        compile_seconds = seconds(lambda: x0_forward_backward(compiled), device)  # the first call compiles
+        options["bfloat16 weights, math attention, compiled"] = lambda: x0_forward_backward(compiled)
     backward = interleaved({
         "float32": lambda: x0_forward_backward(unet32),
-        "bfloat16 weights": lambda: x0_forward_backward(unets["bfloat16"]),
+        "bfloat16 weights, flash attention": lambda: x0_forward_backward(unets["bfloat16"], flash=True),
+        "bfloat16 weights, math attention": lambda: x0_forward_backward(unets["bfloat16"]),
         "float32, bfloat16 autocast": lambda: x0_forward_backward(unet32, autocast=True),
         "float32, channels-last": lambda: x0_forward_backward(unet32.to(memory_format=torch.channels_last),
                                                               torch.channels_last),
+        **options,
     }, device, a.repeats * 3)
     unet32.to(memory_format=torch.contiguous_format)
-    print(f"\n2. speed options at batch {a.batch}, seconds (x float32)")
-    print(f"{'UNet forward':<30}{'s':>10}{'x':>8}")
-    for name, s in forward.items():
-        print(f"{name:<30}{s:>10.4f}{s / forward['float32']:>8.2f}")
-    print(f"{'x0-hat forward + backward':<30}{'s':>10}{'x':>8}")
-    for name, s in backward.items():
-        print(f"{name:<30}{s:>10.4f}{s / backward['float32']:>8.2f}")
+    guide = interleaved({
+        "contiguous": lambda: classifier_forward_backward(contiguous_classifier, torch.contiguous_format),
+        "channels-last": lambda: classifier_forward_backward(),
+    }, device, a.repeats * 3)
+    print(f"\n2. speed options at batch {a.batch}, seconds (x the first row)")
+    for title, times in (("UNet forward", forward), ("x0-hat forward + backward", backward),
+                         ("classifier forward + backward", guide)):
+        print(f"{title:<44}{'s':>10}{'x':>8}")
+        first = next(iter(times.values()))
+        for name, s in times.items():
+            print(f"  {name:<42}{s:>10.4f}{s / first:>8.2f}")
+    if a.compile:
+        print(f"  (torch.compile: the first call, compiling, took {compile_seconds:.0f} s)")
 
     # --- a full-length x0-hat cell: the previous default against the current one ------------
     x0 = MODES["x0-hat"]
     cell = interleaved({
-        "before": lambda: (run_mode(x0, unet32, 1, 64), run_mode(x0, unet32, 1, a.batch - 64)),
+        "before": lambda: (run_mode(x0, unet32, 1, 64, contiguous_classifier, contiguous_judge),
+                           run_mode(x0, unet32, 1, a.batch - 64, contiguous_classifier, contiguous_judge)),
         "now": lambda: run_mode(x0, unets["bfloat16"], 10, a.batch),
     }, device, a.repeats)
     before, now = (cell[k] / a.steps * T for k in ("before", "now"))
     print(f"\n3. full-length x0-hat cell, T = {T}, {a.batch} samples (timed over {a.steps} steps, scaled to {T})")
-    print(f"before: float32, batches of 64 + {a.batch - 64}, judge every step   {before / 60:6.1f} min")
-    print(f"now:    bfloat16, one batch of {a.batch}, judge every 10th step   {now / 60:6.1f} min")
+    print(f"before: float32, batches of 64 + {a.batch - 64}, judge every step, contiguous classifiers"
+          f"   {before / 60:6.1f} min")
+    print(f"now:    bfloat16 + math attention, one batch of {a.batch}, judge every 10th step, channels-last "
+          f"classifiers   {now / 60:6.1f} min")
     print(f"speed-up {before / now:.2f}x")
 
 

@@ -136,6 +136,7 @@ def cmd_sample(a):
     from .device import describe, pick_device
     from .guidance import GuidanceSettings, per_sample_seeds, sample_seeds
     from .metrics import uint8_images
+    from .speed import to_classifier_layout
 
     device = pick_device(a.device)
     unet, scheduler = load_pipeline(a.ddpm, device, a.unet_dtype)
@@ -166,6 +167,8 @@ def cmd_sample(a):
              len(seeds), a.num_samples, a.seeds, settings, describe(device))
     classifier.requires_grad_(False)
     unet.requires_grad_(False)
+    to_classifier_layout(classifier, device)
+    to_classifier_layout(judge, device)
     images, trace = sample_seeds(seeds, unet, scheduler, classifier, settings, a.batch_size, a.steps, device,
                                  judge=judge, judge_every=a.judge_every)
     record = {"settings": {**vars(settings), "adam": settings.adam}, "target_name": a.target,

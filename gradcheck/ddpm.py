@@ -29,6 +29,7 @@ from .atomic import atomic_dir, atomic_path, write_json
 from .checkpoint import CheckpointError, load_torch
 from .device import describe
 from .pretrained import linear_beta_range  # torch-free: the workflow checks brought DDPMs with it
+from .speed import attention_kernel
 
 log = logging.getLogger(__name__)
 SNAPSHOTS = "snapshots"  # sub-directory of the pipeline directory: sampling weights during training
@@ -221,6 +222,8 @@ def train_ddpm(
     log.info("UNet2DModel with %.2fM parameters on %s, %s", n_params / 1e6, describe(device), cfg.precision)
     losses: list[float] = []
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+    bf16 = cfg.precision == "bfloat16"
+    dtype = torch.bfloat16 if bf16 else torch.float32  # what the attention runs in under autocast
     unet.train()
     bar = tqdm(range(start, end), initial=start, total=cfg.steps, desc="DDPM", file=sys.stderr,
                mininterval=1.0 if sys.stderr.isatty() else 30.0)
@@ -229,7 +232,7 @@ def train_ddpm(
         for step in bar:
             x_t, noise, t = _training_batch(images, scheduler, cfg, step)
             x_t, noise, t = x_t.to(device), noise.to(device), t.to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bfloat16"):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16), attention_kernel(device, dtype):
                 pred = unet(x_t, t).sample
             loss = (loss_weights(scheduler, t, cfg) * (pred.float() - noise).pow(2).flatten(1).mean(1)).mean()
             if not math.isfinite(loss.item()):

@@ -22,7 +22,10 @@ given, its confidence p(y | x0_hat) on the clipped x0 estimate.
 
 The sampler is a plain function of (unet, scheduler, classifier, noise, settings).
 Every sample owns a ``torch.Generator``, so its noise, and so its result, does not
-depend on the batch it is sampled in or on which grid cell asked for it.
+depend on which grid cell asked for it, nor, in float32, on the batch it is sampled in. A
+bfloat16 UNet amplifies last-bit differences of the classifier's float32 matrix products
+between batch sizes: there the batch moves samples by less than bfloat16 itself does
+(tests/test_speed.py), so the workflow reruns a cell when its batch size changes.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from tqdm.auto import tqdm
 
 from .errors import GuidanceError
+from .speed import attention_kernel, input_layout
 
 
 STABILISERS = ("none", "adam", "ema<beta>")
@@ -207,7 +211,7 @@ def normalise(g: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
 def classifier_gradient(classifier, x_in: torch.Tensor, x_leaf: torch.Tensor, target: int,
                         objective: str = "log_prob") -> torch.Tensor:
     """grad_{x_leaf} of log p(y | x_in) or of the raw logit of y; x_in is x_leaf or a function of it."""
-    logits = classifier(x_in).float()
+    logits = classifier(x_in.contiguous(memory_format=input_layout(classifier))).float()
     score = F.log_softmax(logits, dim=1)[:, target] if objective == "log_prob" else logits[:, target]
     (g,) = torch.autograd.grad(score.sum(), x_leaf)
     return g
@@ -222,14 +226,17 @@ def noise_and_gradient(unet: UNet2DModel, classifier: torch.nn.Module | None, x:
     """
     unet_dtype = next(unet.parameters()).dtype
     if classifier is None or not settings.x0_hat:
-        with torch.no_grad():  # inference_mode measured no faster here (benchmarks/sampling_speed.py)
+        # inference_mode measured no faster than no_grad here; the flash attention kernel is
+        # slow only in its backward (benchmarks/sampling_speed.py)
+        with torch.no_grad():
             eps = unet(x.to(unet_dtype), t).sample.float()
         if classifier is None:
             return eps, None
         x_leaf = x.detach().requires_grad_(True)
         return eps, classifier_gradient(classifier, x_leaf, x_leaf, settings.target, settings.objective)
     x_leaf = x.detach().requires_grad_(True)
-    eps = unet(x_leaf.to(unet_dtype), t).sample.float()
+    with attention_kernel(x.device, unet_dtype):
+        eps = unet(x_leaf.to(unet_dtype), t).sample.float()
     x0 = x0_estimate(x_leaf, eps, alpha_bar_t)
     if settings.clip_x0:  # clamp passes no gradient through the clipped pixels
         x0 = x0.clamp(-1, 1)
@@ -254,7 +261,8 @@ def guided_sample(
     every training step. ``judge``, a classifier that only watches, scores x0_hat at every
     ``judge_every``-th step and at the last (NaN between); it never changes the samples. The
     unet and classifiers should be in eval mode. The unet runs in the dtype of its parameters;
-    everything else in float32.
+    everything else in float32. Classifiers get their inputs in the memory layout of their
+    weights (``speed.to_classifier_layout`` makes them channels-last, faster on CPU).
     """
     steps = num_inference_steps or scheduler.config.num_train_timesteps
     if steps <= 0:
@@ -277,7 +285,7 @@ def guided_sample(
 
         with torch.no_grad():
             if judge is not None and (k % judge_every == 0 or k == steps - 1):
-                x0_seen = x0_estimate(x, eps, alphas_cumprod[t]).clamp(-1, 1)
+                x0_seen = x0_estimate(x, eps, alphas_cumprod[t]).clamp(-1, 1).contiguous(memory_format=input_layout(judge))
                 trace.judge_confidence[k] = F.softmax(judge(x0_seen).float(), dim=1)[:, settings.target].cpu()
             x_next = scheduler.step(eps, t, x, generator=generators).prev_sample
             if guided:

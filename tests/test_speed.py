@@ -1,0 +1,94 @@
+"""The CPU speed choices (gradcheck.speed): what they change, bounded, and what they must not."""
+
+import copy
+from contextlib import nullcontext
+
+import pytest
+import torch
+
+from conftest import ColourClassifier, tiny_unet
+from gradcheck import guidance
+from gradcheck.classifier import build_classifier
+from gradcheck.guidance import GuidanceSettings, guided_sample, initial_noise, sample_generators, sample_seeds
+from gradcheck.speed import attention_kernel, input_layout, to_classifier_layout
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture
+def mobilenet():
+    torch.manual_seed(3)
+    return build_classifier(4).eval().requires_grad_(False)
+
+
+def _sample(unet, scheduler, classifier, settings, size=8, seeds=(0, 1, 2), steps=10, judge=None):
+    gens = sample_generators(list(seeds))
+    noise = initial_noise(gens, (3, size, size), "cpu")
+    return guided_sample(unet, scheduler, classifier, noise, settings, gens, steps, progress=False, judge=judge)
+
+
+def test_attention_kernel_is_math_only_for_reduced_precision_on_cpu():
+    with attention_kernel(CPU, torch.bfloat16):
+        assert torch.backends.cuda.math_sdp_enabled() and not torch.backends.cuda.flash_sdp_enabled()
+    assert torch.backends.cuda.flash_sdp_enabled()  # restored on leaving
+    assert isinstance(attention_kernel(CPU, torch.float32), nullcontext)
+    assert isinstance(attention_kernel(torch.device("cuda"), torch.bfloat16), nullcontext)
+
+
+def test_math_attention_changes_bfloat16_samples_only_by_rounding(scheduler, monkeypatch):
+    """The tiny UNet has the mid-block attention; bound math vs flash and each vs float32."""
+    assert any("attention" in name for name, _ in tiny_unet().named_modules())
+    settings = GuidanceSettings(scale=5.0, x0_hat=True, stabiliser="adam")
+    full, _ = _sample(tiny_unet(), scheduler, ColourClassifier(), settings)
+    math_kernel, _ = _sample(tiny_unet().to(torch.bfloat16), scheduler, ColourClassifier(), settings)
+    monkeypatch.setattr(guidance, "attention_kernel", lambda device, dtype: nullcontext())
+    flash_kernel, _ = _sample(tiny_unet().to(torch.bfloat16), scheduler, ColourClassifier(), settings)
+    for half in (math_kernel, flash_kernel):
+        difference = (full - half).abs()
+        assert difference.max() < 0.05 and difference.mean() < 0.01
+    assert (math_kernel - flash_kernel).abs().max() < 0.05
+
+
+def test_input_layout_follows_the_weights(mobilenet):
+    assert input_layout(mobilenet) == torch.contiguous_format
+    assert input_layout(ColourClassifier()) == torch.contiguous_format  # no weights at all
+    assert to_classifier_layout(mobilenet, CPU) is mobilenet  # in place
+    assert input_layout(mobilenet) == torch.channels_last
+    assert to_classifier_layout(None, CPU) is None
+
+
+@pytest.mark.parametrize("x0_hat", [False, True])
+def test_channels_last_classifier_leaves_the_samples_unchanged(scheduler, mobilenet, x0_hat):
+    """Only the memory layout changes: samples and gradients agree to float32 rounding."""
+    unet = tiny_unet(size=16)
+    settings = GuidanceSettings(scale=5.0, target=2, x0_hat=x0_hat)
+    contiguous, trace = _sample(unet, scheduler, mobilenet, settings, size=16, judge=mobilenet)
+    fast = to_classifier_layout(copy.deepcopy(mobilenet), CPU)
+    channels_last, trace_cl = _sample(unet, scheduler, fast, settings, size=16, judge=fast)
+    torch.testing.assert_close(channels_last, contiguous, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(trace_cl.grad_norm, trace.grad_norm, rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(trace_cl.judge_confidence, trace.judge_confidence, rtol=1e-4, atol=1e-6)
+
+
+def test_batch_size_changes_samples_only_in_reduced_precision(scheduler, mobilenet):
+    """float32: a sample does not depend on its batch. A bfloat16 UNet amplifies the last-bit
+    differences of the guide's float32 matrix products between batch sizes (MKL picks its kernel
+    by batch size), so samples move, by less than bfloat16 itself moves them from float32."""
+    guide = to_classifier_layout(mobilenet, CPU)
+    settings = GuidanceSettings(scale=5.0, target=1, x0_hat=True)
+    kwargs = dict(num_inference_steps=6, device="cpu", progress=False, judge=guide)
+
+    def sample(unet, batch_size):
+        return sample_seeds(list(range(4)), unet, scheduler, guide, settings, batch_size=batch_size, **kwargs)
+
+    whole, trace_whole = sample(tiny_unet(size=16), 4)
+    split, trace_split = sample(tiny_unet(size=16), 3)
+    torch.testing.assert_close(whole, split, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(trace_whole.judge_confidence, trace_split.judge_confidence, atol=1e-5, rtol=1e-5,
+                               equal_nan=True)
+    half = tiny_unet(size=16).to(torch.bfloat16)
+    half_whole, _ = sample(half, 4)
+    half_split, _ = sample(half, 3)
+    by_batch = (half_whole - half_split).abs().mean()
+    by_precision = (half_whole - whole).abs().mean()
+    assert by_batch < 0.5 * by_precision
