@@ -46,6 +46,7 @@ from gradcheck.speed import attention_kernel, to_classifier_layout
 
 UNETS = {  # (UNet, image size): config.yaml's and configs/paper.yaml's
     "cpu": (UNetConfig(norm_num_groups=8), 32),
+    "cpu-no-mid-attention": (UNetConfig(norm_num_groups=8, mid_attention=False), 32),
     "paper": (UNetConfig((64, 128, 192, 256), 2, (False, True, True, True)), 64),
 }
 MODES = {

@@ -1,11 +1,13 @@
-"""Seconds per DDPM training step: float32 against bfloat16 autocast, with and without channels-last.
+"""Seconds per DDPM training step: float32 against bfloat16 autocast, channels-last, attention kernels.
 
 Run:  python benchmarks/training_speed.py [--batch 64 128] [--repeats 5]
 
 The default config's UNet (2.5M parameters, 32 px), one AdamW step per timing, the variants
 interleaved over repeats so that drift in machine load hits each alike. Ratios to float32
 taken in one run compare across machines; seconds do not. Weights and data are random:
-speed does not depend on them.
+speed does not depend on them. Under bfloat16 autocast the trainer runs the UNet's attention
+with the math kernel (``gradcheck.speed.attention_kernel``); PyTorch's own choice, flash, is
+timed beside it.
 """
 
 from __future__ import annotations
@@ -16,13 +18,17 @@ import time
 
 import torch
 
-from gradcheck.ddpm import UNetConfig, build_unet
+from contextlib import nullcontext
 
-VARIANTS = {  # name -> (bfloat16 autocast, channels-last)
-    "float32": (False, False),
-    "float32, channels-last": (False, True),
-    "bfloat16 autocast": (True, False),
-    "bfloat16 autocast, channels-last": (True, True),
+from gradcheck.ddpm import UNetConfig, build_unet
+from gradcheck.speed import attention_kernel
+
+VARIANTS = {  # name -> (bfloat16 autocast, channels-last, PyTorch's attention kernel rather than the trainer's)
+    "float32": (False, False, False),
+    "float32, channels-last": (False, True, False),
+    "bfloat16 autocast, flash attention": (True, False, True),
+    "bfloat16 autocast, math attention": (True, False, False),
+    "bfloat16 autocast, math, channels-last": (True, True, False),
 }
 
 
@@ -37,14 +43,16 @@ def main() -> None:
         x, noise = torch.randn(batch, 3, 32, 32), torch.randn(batch, 3, 32, 32)
         t = torch.randint(0, 400, (batch,))
         runs = {}
-        for name, (bf16, channels_last) in VARIANTS.items():
+        for name, (bf16, channels_last, flash) in VARIANTS.items():
             unet = build_unet(UNetConfig(norm_num_groups=8), 32)
             layout = torch.channels_last if channels_last else torch.contiguous_format
             unet = unet.to(memory_format=layout)
             optimizer = torch.optim.AdamW(unet.parameters(), lr=1e-3)
 
-            def step(unet=unet, optimizer=optimizer, layout=layout, bf16=bf16):
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            def step(unet=unet, optimizer=optimizer, layout=layout, bf16=bf16, flash=flash):
+                kernel = nullcontext() if flash else attention_kernel(torch.device("cpu"),
+                                                                      torch.bfloat16 if bf16 else torch.float32)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16), kernel:
                     pred = unet(x.contiguous(memory_format=layout), t).sample
                 loss = (pred.float() - noise).pow(2).mean()
                 optimizer.zero_grad(set_to_none=True)
@@ -60,9 +68,9 @@ def main() -> None:
                 step()
                 times[name].append(time.perf_counter() - start)
         base = statistics.median(times["float32"])
-        print(f"\nbatch {batch}{'':<24}{'s/step':>10}{'x float32':>11}")
+        print(f"\nbatch {batch}{'':<34}{'s/step':>10}{'x float32':>11}")
         for name, ts in times.items():
-            print(f"{name:<32}{statistics.median(ts):>10.3f}{statistics.median(ts) / base:>11.2f}")
+            print(f"{name:<42}{statistics.median(ts):>10.3f}{statistics.median(ts) / base:>11.2f}")
 
 
 if __name__ == "__main__":

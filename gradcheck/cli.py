@@ -82,7 +82,8 @@ def cmd_train_ddpm(a):
     from .device import pick_device
 
     cfg = DDPMTrainConfig(
-        unet=UNetConfig(tuple(a.block_out_channels), a.layers_per_block, tuple(a.attention), a.norm_num_groups),
+        unet=UNetConfig(tuple(a.block_out_channels), a.layers_per_block, tuple(a.attention), a.norm_num_groups,
+                        a.mid_attention),
         num_train_timesteps=a.timesteps, scale_betas=a.scale_betas, steps=a.steps, batch_size=a.batch_size, lr=a.lr,
         warmup_steps=a.warmup_steps, lr_schedule=a.lr_schedule, grad_clip=a.grad_clip,
         loss_weighting=a.loss_weighting, min_snr_gamma=a.min_snr_gamma, precision=a.precision,
@@ -379,6 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="self-attention per level, shallowest first (paper: false true true true)")
     s.add_argument("--norm-num-groups", type=_positive, default=32,
                    help="GroupNorm groups; every level's channels must divide into them (diffusers: 32)")
+    s.add_argument("--mid-attention", type=_bool, default=True,
+                   help="self-attention in the middle block at the deepest level (diffusers' default: true)")
     s.add_argument("--timesteps", type=_positive, default=1000, help="diffusion steps T (paper: 1000)")
     s.add_argument("--scale-betas", type=_bool, default=False,
                    help="scale the linear betas (1e-4 -> 0.02) by 1000 / T, so x_T is pure noise at any T")

@@ -148,7 +148,9 @@ def test_train_ddpm_with_snapshots_then_ddpm_quality(assets, tmp_path):
     assert main(["train-ddpm", "--data", str(assets / "data.npz"), "--out", str(ddpm), "--block-out-channels", "32",
                  "32", "--attention", "false", "false", "--timesteps", "40", "--scale-betas", "true", "--steps", "4",
                  "--batch-size", "4", "--warmup-steps", "1", "--lr-schedule", "cosine", "--grad-clip", "1",
-                 "--loss-weighting", "min_snr", "--precision", "bfloat16", "--snapshot-every", "2"]) == 0
+                 "--loss-weighting", "min_snr", "--precision", "bfloat16", "--snapshot-every", "2",
+                 "--mid-attention", "false"]) == 0
+    assert json.loads((ddpm / "unet" / "config.json").read_text())["add_attention"] is False
     csv, figure = tmp_path / "ddpm.csv", tmp_path / "ddpm.png"
     assert main(["ddpm-quality", "--ddpm", str(ddpm), "--judge", str(assets / "judge.pt"), "--data",
                  str(assets / "data.npz"), "--seeds", "0", "1", "--num-samples", "2", "--steps", "3",

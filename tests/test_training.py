@@ -145,6 +145,18 @@ def test_unet_norm_groups_are_configurable_and_checked():
         UNetConfig((32, 48), 1, (False, False))
 
 
+def test_mid_block_attention_can_be_left_out():
+    from diffusers.models.attention_processor import Attention
+
+    from gradcheck.ddpm import build_unet
+
+    def attention_layers(cfg):
+        return [m for m in build_unet(cfg, 16).modules() if isinstance(m, Attention)]
+
+    assert len(attention_layers(UNetConfig((32, 64), 1, (False, False), norm_num_groups=8))) == 1  # the mid block's
+    assert attention_layers(UNetConfig((32, 64), 1, (False, False), norm_num_groups=8, mid_attention=False)) == []
+
+
 def test_non_positive_settings_are_rejected():
     with pytest.raises(ValueError, match="steps must be positive"):
         _cfg(steps=0)
