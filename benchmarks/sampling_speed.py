@@ -20,9 +20,10 @@ hits every variant alike. Ratios taken in one run compare across machines; secon
    (its compile time printed apart); and the guiding classifier's forward and backward with
    contiguous and channels-last weights and inputs (``speed.to_classifier_layout``).
 3. A full-length x0-hat cell at T = 400 with 3 x 32 = 96 samples: the settings of the
-   previous default (float32, batches of 64, i.e. 64 + 32, the judge at every step,
-   contiguous classifiers) against the current ones (one batch of 96, bfloat16 UNet with
-   the math attention kernel, the judge every 10th step, channels-last classifiers).
+   previous default (its UNet, with the middle block's attention, in float32, batches of
+   64, i.e. 64 + 32, the judge at every step, contiguous classifiers) against the current
+   ones (one batch of 96, bfloat16 UNet with the math attention kernel, the judge every 10th
+   step, channels-last classifiers), first on the previous UNet, then on config.yaml's.
    Each is timed over ``--steps`` steps and scaled to 400. With few steps the judge's
    share (it also watches the last step) is larger than in a full chain: the ratios in
    table 1 and the time of "now" in table 3 err on the slow side.
@@ -44,11 +45,12 @@ from gradcheck.device import pick_device
 from gradcheck.guidance import GuidanceSettings, guided_sample, initial_noise, sample_generators
 from gradcheck.speed import attention_kernel, to_classifier_layout
 
-UNETS = {  # (UNet, image size): config.yaml's and configs/paper.yaml's
-    "cpu": (UNetConfig(norm_num_groups=8), 32),
-    "cpu-no-mid-attention": (UNetConfig(norm_num_groups=8, mid_attention=False), 32),
+UNETS = {  # (UNet, image size): config.yaml's, the previous default's and configs/paper.yaml's
+    "cpu": (UNetConfig(norm_num_groups=8, mid_attention=False), 32),
+    "cpu-mid-attention": (UNetConfig(norm_num_groups=8), 32),
     "paper": (UNetConfig((64, 128, 192, 256), 2, (False, True, True, True)), 64),
 }
+PREVIOUS = {"cpu": "cpu-mid-attention"}  # table 3's "before": the UNet an option replaced
 MODES = {
     "unguided": GuidanceSettings(scale=0.0),
     "guidance": GuidanceSettings(scale=1.0, target=3),
@@ -85,7 +87,9 @@ def interleaved(fns: dict, device, repeats: int) -> dict[str, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--unet", choices=UNETS, default="cpu", help="the default config's UNet or the paper's")
+    p.add_argument("--unet", choices=UNETS, default="cpu",
+                   help="the default config's UNet, the previous default's (with the middle block's attention) "
+                        "or the paper's")
     p.add_argument("--batch", type=int, default=96, help="samples per batch (the default cell: 3 seeds x 32)")
     p.add_argument("--steps", type=int, default=20,
                    help="sampling steps per timing (respaced: a step costs the same at any t)")
@@ -204,18 +208,28 @@ def main() -> None:
 
     # --- a full-length x0-hat cell: the previous default against the current one ------------
     x0 = MODES["x0-hat"]
-    cell = interleaved({
-        "before": lambda: (run_mode(x0, unet32, 1, 64, contiguous_classifier, contiguous_judge),
-                           run_mode(x0, unet32, 1, a.batch - 64, contiguous_classifier, contiguous_judge)),
-        "now": lambda: run_mode(x0, unets["bfloat16"], 10, a.batch),
-    }, device, a.repeats)
-    before, now = (cell[k] / a.steps * T for k in ("before", "now"))
+    previous, previous_now = a.unet, unet
+    if a.unet in PREVIOUS:
+        previous = PREVIOUS[a.unet]
+        unet32 = build_unet(UNETS[previous][0], size).to(device).eval().requires_grad_(False)
+        previous_now = build_unet(UNETS[previous][0], size).to(device, UNET_DTYPES[a.dtype]).eval()
+        previous_now.requires_grad_(False)
+    old = {"before": lambda: (run_mode(x0, unet32, 1, 64, contiguous_classifier, contiguous_judge),
+                              run_mode(x0, unet32, 1, a.batch - 64, contiguous_classifier, contiguous_judge)),
+           "same UNet now": lambda: run_mode(x0, previous_now, a.judge_every, a.batch),
+           "now": lambda: run_mode(x0, unet, a.judge_every, a.batch)}
+    if previous == a.unet:
+        del old["same UNet now"]
+    cell = {k: s / a.steps * T for k, s in interleaved(old, device, a.repeats).items()}
     print(f"\n3. full-length x0-hat cell, T = {T}, {a.batch} samples (timed over {a.steps} steps, scaled to {T})")
-    print(f"before: float32, batches of 64 + {a.batch - 64}, judge every step, contiguous classifiers"
-          f"   {before / 60:6.1f} min")
-    print(f"now:    bfloat16 + math attention, one batch of {a.batch}, judge every 10th step, channels-last "
-          f"classifiers   {now / 60:6.1f} min")
-    print(f"speed-up {before / now:.2f}x")
+    rows = {"before": f"{previous} UNet, float32, batches of 64 + {a.batch - 64}, judge every step, "
+                      f"contiguous classifiers",
+            "same UNet now": f"{previous} UNet, {a.dtype} (math attention), one batch of {a.batch}, judge every "
+                             f"{a.judge_every}th step, channels-last classifiers",
+            "now": f"{a.unet} UNet, {a.dtype} (math attention), one batch of {a.batch}, judge every "
+                   f"{a.judge_every}th step, channels-last classifiers"}
+    for name, minutes in cell.items():
+        print(f"{name + ':':<15}{minutes / 60:5.1f} min  {cell['before'] / minutes:5.2f}x   {rows[name]}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Run:  python benchmarks/training_speed.py [--batch 64 128] [--repeats 5]
 
-The default config's UNet (2.5M parameters, 32 px), one AdamW step per timing, the variants
+The previous default's UNet (2.5M parameters, 32 px, with the middle block's attention,
+where the attention kernel matters; config.yaml's leaves it out), one AdamW step per timing, the variants
 interleaved over repeats so that drift in machine load hits each alike. Ratios to float32
 taken in one run compare across machines; seconds do not. Weights and data are random:
 speed does not depend on them. Under bfloat16 autocast the trainer runs the UNet's attention
@@ -38,7 +39,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     a = p.parse_args()
     torch.manual_seed(0)
-    print(f"default UNet, 32 px, torch threads {torch.get_num_threads()}, median of {a.repeats} steps")
+    print(f"UNet with the middle block's attention, 32 px, torch threads {torch.get_num_threads()}, median of {a.repeats} steps")
     for batch in a.batch:
         x, noise = torch.randn(batch, 3, 32, 32), torch.randn(batch, 3, 32, 32)
         t = torch.randint(0, 400, (batch,))

@@ -45,7 +45,7 @@ class UNetConfig:
     # normalised alone (instance norm), so the output layer cannot carry a per-image colour offset.
     norm_num_groups: int = 32
     # Self-attention in the middle block, at the deepest level (diffusers' default). Without it
-    # an x0-hat sampling step takes 0.89x the time (benchmarks/sampling_speed.py --unet).
+    # an x0-hat sampling step takes about 0.9x the time (benchmarks/sampling_speed.py, table 3).
     mid_attention: bool = True
 
     def __post_init__(self):
