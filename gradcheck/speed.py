@@ -5,10 +5,10 @@ Each was measured in ``benchmarks/`` (ratios in one run, 2-core AVX-512 CPU, no 
 - Attention: on the CPU, PyTorch picks its flash kernel for scaled dot-product attention;
   in bfloat16 that kernel's backward takes about 6x its float32 time and a fifth of an
   x0-hat sampling step (the UNet's mid-block attention). The math kernel makes the x0-hat
-  step 16% and a training step 11% faster; a forward alone is 5% faster with flash, so
+  step 16% and a training step 11-15% faster; a forward alone is 5% faster with flash, so
   it is used only where a backward follows. Only the rounding of bfloat16 changes; on
   CUDA PyTorch's own choice stands.
-- Memory layout: MobileNetV3's forward and backward run about 2.5x faster with
+- Memory layout: MobileNetV3's forward and backward run 2.4-2.8x faster with
   channels-last weights and inputs on the CPU (depthwise convolutions); the UNet does not
   gain (slower), so it stays contiguous.
 """
