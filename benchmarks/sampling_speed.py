@@ -214,15 +214,16 @@ def main() -> None:
         unet32 = build_unet(UNETS[previous][0], size).to(device).eval().requires_grad_(False)
         previous_now = build_unet(UNETS[previous][0], size).to(device, UNET_DTYPES[a.dtype]).eval()
         previous_now.requires_grad_(False)
-    old = {"before": lambda: (run_mode(x0, unet32, 1, 64, contiguous_classifier, contiguous_judge),
-                              run_mode(x0, unet32, 1, a.batch - 64, contiguous_classifier, contiguous_judge)),
+    before_batches = [min(64, a.batch - i) for i in range(0, a.batch, 64)]  # the filing day's batch size: 64
+    old = {"before": lambda: [run_mode(x0, unet32, 1, b, contiguous_classifier, contiguous_judge)
+                              for b in before_batches],
            "same UNet now": lambda: run_mode(x0, previous_now, a.judge_every, a.batch),
            "now": lambda: run_mode(x0, unet, a.judge_every, a.batch)}
     if previous == a.unet:
         del old["same UNet now"]
     cell = {k: s / a.steps * T for k, s in interleaved(old, device, a.repeats).items()}
     print(f"\n3. full-length x0-hat cell, T = {T}, {a.batch} samples (timed over {a.steps} steps, scaled to {T})")
-    rows = {"before": f"{previous} UNet, float32, batches of 64 + {a.batch - 64}, judge every step, "
+    rows = {"before": f"{previous} UNet, float32, batches of {' + '.join(map(str, before_batches))}, judge every step, "
                       f"contiguous classifiers",
             "same UNet now": f"{previous} UNet, {a.dtype} (math attention), one batch of {a.batch}, judge every "
                              f"{a.judge_every}th step, channels-last classifiers",
