@@ -300,7 +300,7 @@ def cmd_ddpm_quality(a):
         images = unguided_samples(unet, scheduler, a.seeds, a.num_samples, a.batch_size, a.steps, device)
         row = {"step": step, "final": snapshot is None, "samples": len(images),
                "sampling_steps": a.steps or scheduler.config.num_train_timesteps, "features": feature_name}
-        row |= quality_row(images, judge, feature, reference, classes)
+        row |= quality_row(images, judge, feature, reference, classes, a.confidence)
         rows.append(row)
         log.info("%s: FID %.1f (%.2fx real vs real), class shares %s", "brought DDPM" if brought else f"step {step}",
                  row["fid"], row["fid_ratio"], ", ".join(f"{c} {row[f'share_{c}']:.0%}" for c in classes))
@@ -514,6 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the name of the judge's pooled features in the CSV (sportballs: its former name)")
     s.add_argument("--real-draws", type=_positive, default=5,
                    help="random draws of the real sets that both FIDs are averaged over")
+    s.add_argument("--confidence", type=float, default=0.95, help="confidence level of the class shares' intervals")
     s.add_argument("--csv", required=True, help="output CSV: one row per snapshot and the final weights")
     s.add_argument("--figure", help="output PNG: FID ratio and class mix against training step")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")

@@ -268,7 +268,7 @@ def sensitivity_figure(frame: pd.DataFrame, headline: tuple, paper: float, path:
 
 def ddpm_quality_figure(frame: pd.DataFrame, path: str | os.PathLike, title: str, fid_goal: float = 3.0,
                         share_band: tuple[float, float] = (0.6, 1.4)) -> None:
-    """FID ratio to real-vs-real and the judge's class mix of unguided samples, against training step.
+    """FID ratio to real-vs-real and the judge's class mix of unguided samples (with its intervals), against step.
 
     ``share_band`` is the class-mix goal as multiples of a uniform share: 0.6 to 1.4 is the
     issue's 15% to 35% for 4 classes, 6% to 14% for 10. A brought DDPM has no training: its
@@ -278,19 +278,30 @@ def ddpm_quality_figure(frame: pd.DataFrame, path: str | os.PathLike, title: str
     brought = bool(frame["step"].isna().all())
     if brought:
         frame = frame.assign(step=0.0)
-    classes = [c[len("share_"):] for c in frame.columns if c.startswith("share_")]
+    shares = [c[len("share_"):] for c in frame.columns if c.startswith("share_")]
+    # share_<class>_low/_high are a class's interval, not classes of their own
+    classes = [n for n in shares if not any(n in (f"{m}_low", f"{m}_high") for m in shares)]
     fig, (ax_fid, ax_mix) = plt.subplots(1, 2, figsize=(11, 3.6))
     ax_fid.plot(frame["step"], frame["fid_ratio"], "o-", color="black", label="samples vs real")
     ax_fid.axhline(fid_goal, ls="--", color="tab:green", label=f"goal: {fid_goal:g}x real vs real")
     ax_fid.axhline(1, ls=":", color="grey", label="real vs real (the floor at this size)")
     ax_fid.set(xlabel="training step", ylabel="FID / FID(real, real)  (log scale)", yscale="log")
     ax_fid.legend(fontsize=7)
-    for name in classes:
-        ax_mix.plot(frame["step"], frame[f"share_{name}"] * 100, "o-", ms=4, label=name)
+    # the x-axis' width, for side-by-side bars: a single point's axis is about its own size (a brought DDPM's: 2)
+    span = float(frame["step"].max() - frame["step"].min()) or (2.0 if brought else max(abs(frame["step"].max()), 1))
+    for i, name in enumerate(classes):
+        share = frame[f"share_{name}"] * 100
+        if f"share_{name}_low" in frame:  # the interval, as error bars
+            yerr = (share - frame[f"share_{name}_low"] * 100, frame[f"share_{name}_high"] * 100 - share)
+        else:
+            yerr = None
+        dodge = (i - (len(classes) - 1) / 2) * 0.012 * span  # side by side, so the bars do not hide each other
+        ax_mix.errorbar(frame["step"] + dodge, share, yerr=yerr, fmt="o-", ms=4, capsize=3, label=name)
     low, high = (share / len(classes) for share in share_band)
     ax_mix.axhspan(low * 100, high * 100, color="tab:green", alpha=0.12,
                    label=f"goal: {low:.0%} to {high:.0%} each ({share_band[0]:g}x to {share_band[1]:g}x uniform)")
-    ax_mix.set(xlabel="training step", ylabel="share of unguided samples (%), judge", ylim=(-2, 102))
+    bars = f"\n(bars: {frame['confidence'].iloc[0]:.0%} Wilson interval)" if "confidence" in frame else ""
+    ax_mix.set(xlabel="training step", ylabel=f"share of unguided samples (%), judge{bars}", ylim=(-2, 102))
     ax_mix.legend(fontsize=7, ncol=2)
     for ax in (ax_fid, ax_mix):
         ax.grid(alpha=0.3)

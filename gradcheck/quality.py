@@ -6,7 +6,9 @@ classified by the judge, which gives the class mix, and their judge features giv
 FID against real images of all classes. The FID of two disjoint real sets of the same
 size is the floor that sample size allows; quality is read as the ratio to it. Both FIDs
 are averaged over several random draws of the real sets, so the number does not hang on
-one draw of real images.
+one draw of real images. Each class share comes with a Wilson score interval (the
+samples are independent draws from the DDPM), so a goal such as 15-35% per class is read
+against what the sample size can resolve.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.stats import binomtest
 
 from .classifier import predict
 from .guidance import GuidanceSettings, per_sample_seeds, sample_seeds
@@ -26,6 +29,12 @@ def class_shares(judge: torch.nn.Module, images: torch.Tensor, num_classes: int)
     """Fraction of ``images`` ([-1, 1], NCHW) the judge puts in each class."""
     labels = predict(judge, images).numpy()
     return np.bincount(labels, minlength=num_classes) / len(labels)
+
+
+def share_interval(count: int, total: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a share count / total: never outside [0, 1], sensible at 0 and 1."""
+    ci = binomtest(int(count), int(total)).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
 
 
 def real_reference_sets(real: np.ndarray, size: int, draws: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -73,9 +82,12 @@ def unguided_samples(unet, scheduler, seeds: list[int], num_samples: int, batch_
 
 
 def quality_row(images: torch.Tensor, judge: torch.nn.Module, feature: torch.nn.Module, reference: RealReference,
-                classes: list[str]) -> dict:
-    """Class shares (share_<class>) and FID numbers of one set of unguided samples."""
+                classes: list[str], confidence: float = 0.95) -> dict:
+    """Class shares (share_<class>, with share_<class>_low/_high) and FID numbers of one set of unguided samples."""
     shares = class_shares(judge, images, len(classes))
-    row = {f"share_{name}": float(share) for name, share in zip(classes, shares)}
+    row = {"confidence": confidence}
+    for name, share in zip(classes, shares):
+        low, high = share_interval(round(share * len(images)), len(images), confidence)
+        row |= {f"share_{name}": float(share), f"share_{name}_low": low, f"share_{name}_high": high}
     row |= unconditional_quality(image_features(uint8_images(images), feature), reference)
     return row

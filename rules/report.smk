@@ -237,6 +237,7 @@ rule ddpm_quality:
             **relevant_settings({"scale": 0}, STUDY_SETTINGS["default"]),
             # the judge's features always; named as the table names them ('sportballs' is the old default)
             **({"features": "judge"} if config["metrics"]["fid_features"] == "judge" else {}),
+            confidence=config["metrics"]["confidence"],
         ),
         runtime=cli_flags(**RUNTIME),
     resources:

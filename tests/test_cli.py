@@ -159,6 +159,9 @@ def test_train_ddpm_with_snapshots_then_ddpm_quality(assets, tmp_path):
     assert frame["step"].tolist() == [2, 4] and frame["final"].tolist() == [False, True]
     shares = frame[[f"share_{c}" for c in CLASSES]]
     np.testing.assert_allclose(shares.sum(axis=1), 1.0)
+    for c in CLASSES:  # each share inside its own interval, which stays in [0, 1]
+        assert (0 <= frame[f"share_{c}_low"]).all() and (frame[f"share_{c}_low"] <= frame[f"share_{c}"]).all()
+        assert (frame[f"share_{c}"] <= frame[f"share_{c}_high"]).all() and (frame[f"share_{c}_high"] <= 1).all()
     assert (frame["samples"] == 4).all() and (frame["sampling_steps"] == 3).all()
     np.testing.assert_allclose(frame["fid_ratio"], frame["fid"] / frame["fid_real_vs_real"])
     assert figure.stat().st_size > 0 and _no_leftovers(tmp_path)

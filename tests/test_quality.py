@@ -5,8 +5,8 @@ import torch
 from conftest import ColourClassifier, tiny_unet
 from gradcheck.ddpm import build_scheduler
 from gradcheck.guidance import GuidanceSettings, guided_sample, initial_noise, per_sample_seeds, sample_generators
-from gradcheck.quality import (RealReference, class_shares, real_reference_sets, unconditional_quality,
-                               unguided_samples)
+from gradcheck.quality import (RealReference, class_shares, real_reference_sets, share_interval,
+                               unconditional_quality, unguided_samples)
 
 SHAPE = (3, 8, 8)  # tiny_unet()'s images
 
@@ -24,6 +24,18 @@ def test_class_shares_count_the_judges_labels():
     images[:3, 0] = 1.0
     images[3:, 1] = 1.0
     np.testing.assert_allclose(class_shares(ColourJudge(), images, 3), [0.6, 0.4, 0.0])
+
+
+def test_share_interval_is_the_wilson_score_interval():
+    # by hand: centre (p + z^2 / 2n) / (1 + z^2 / n), half-width z sqrt(p(1-p)/n + z^2 / 4n^2) / (1 + z^2 / n)
+    z, n = 1.959963984540054, 96
+    for count in (0, 8, 44, 96):
+        p = count / n
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        np.testing.assert_allclose(share_interval(count, n), (centre - half, centre + half), atol=1e-12)
+    low, high = share_interval(8, 96, confidence=0.5)
+    assert share_interval(8, 96)[0] < low < 8 / 96 < high < share_interval(8, 96)[1]
 
 
 def test_real_reference_sets_are_disjoint_seeded_draws():
