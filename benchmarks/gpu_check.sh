@@ -13,6 +13,8 @@
 #    DDPMPipeline directory for `gradcheck sample --ddpm`).
 # 3. benchmarks/sampling_speed.py on the device, for config.yaml's UNet and the paper's.
 # WHEELS names a folder of wheels to install first where the machine lacks a package (diffusers).
+# The H200 numbers in docs/results.md were taken with config.yaml's recipe of the day, batch 64:
+#   OUT=gpu_out EXTRA="--batch-size 64" bash benchmarks/gpu_check.sh
 set -u
 T0=$(date +%s)
 OUT=${OUT:?set OUT to an output folder}
@@ -45,7 +47,8 @@ print(" ".join(f"--{k.replace('_', '-')} " + " ".join(map(word, v if isinstance(
                for k, v in ddpm.items() if k not in ("steps", "snapshot_every", "checkpoint_every")))
 PY
 }
-RECIPE="--data $DATA $(recipe_flags) --device $DEVICE --threads 0 --checkpoint-every 1000000"
+# EXTRA: train-ddpm flags that override CONFIG's (the last of a repeated flag wins), e.g. "--batch-size 64"
+RECIPE="--data $DATA $(recipe_flags) --device $DEVICE --threads 0 --checkpoint-every 1000000 ${EXTRA:-}"
 echo "recipe: $RECIPE"
 quality() {  # $1 DDPM directory, $2 output name
   python3 -m gradcheck ddpm-quality --ddpm "$1" --judge "$JUDGE" --data "$DATA" $QUALITY \
