@@ -41,6 +41,14 @@ def _positive(text: str) -> int:
     return value
 
 
+def _confidence(text: str) -> float:
+    """A confidence level strictly between 0 and 1, refused before any sampling or bootstrap."""
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (e.g. 0.95), got {value}")
+    return value
+
+
 # --- subcommands ----------------------------------------------------------------------------
 
 
@@ -495,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--inception-weights", help="torch-fidelity Inception-v3 weights (.pth)")
     s.add_argument("--feature-classifier", help="classifier (.pt) whose pooled features FID and KID use")
     s.add_argument("--n-boot", type=_positive, default=1000, help="bootstrap replicates for the intervals")
-    s.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals")
+    s.add_argument("--confidence", type=_confidence, default=0.95, help="confidence level of the intervals")
     s.add_argument("--bootstrap-seed", type=int, default=0)
     s.add_argument("--out", required=True, help="output JSON")
     s.set_defaults(func=cmd_evaluate)
@@ -514,7 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the name of the judge's pooled features in the CSV (sportballs: its former name)")
     s.add_argument("--real-draws", type=_positive, default=5,
                    help="random draws of the real sets that both FIDs are averaged over")
-    s.add_argument("--confidence", type=float, default=0.95, help="confidence level of the class shares' intervals")
+    s.add_argument("--confidence", type=_confidence, default=0.95, help="confidence level of the class shares' intervals")
     s.add_argument("--csv", required=True, help="output CSV: one row per snapshot and the final weights")
     s.add_argument("--figure", help="output PNG: FID ratio and class mix against training step")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")

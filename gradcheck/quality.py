@@ -25,10 +25,14 @@ from .metrics import image_features, uint8_images
 from .stats import frechet_distance_features
 
 
+def class_counts(judge: torch.nn.Module, images: torch.Tensor, num_classes: int) -> np.ndarray:
+    """How many of ``images`` ([-1, 1], NCHW) the judge puts in each class."""
+    return np.bincount(predict(judge, images).numpy(), minlength=num_classes)
+
+
 def class_shares(judge: torch.nn.Module, images: torch.Tensor, num_classes: int) -> np.ndarray:
     """Fraction of ``images`` ([-1, 1], NCHW) the judge puts in each class."""
-    labels = predict(judge, images).numpy()
-    return np.bincount(labels, minlength=num_classes) / len(labels)
+    return class_counts(judge, images, num_classes) / len(images)
 
 
 def share_interval(count: int, total: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -84,10 +88,10 @@ def unguided_samples(unet, scheduler, seeds: list[int], num_samples: int, batch_
 def quality_row(images: torch.Tensor, judge: torch.nn.Module, feature: torch.nn.Module, reference: RealReference,
                 classes: list[str], confidence: float = 0.95) -> dict:
     """Class shares (share_<class>, with share_<class>_low/_high) and FID numbers of one set of unguided samples."""
-    shares = class_shares(judge, images, len(classes))
+    counts = class_counts(judge, images, len(classes))
     row = {"confidence": confidence}
-    for name, share in zip(classes, shares):
-        low, high = share_interval(round(share * len(images)), len(images), confidence)
-        row |= {f"share_{name}": float(share), f"share_{name}_low": low, f"share_{name}_high": high}
+    for name, count in zip(classes, counts):
+        low, high = share_interval(count, len(images), confidence)
+        row |= {f"share_{name}": float(count / len(images)), f"share_{name}_low": low, f"share_{name}_high": high}
     row |= unconditional_quality(image_features(uint8_images(images), feature), reference)
     return row

@@ -165,3 +165,10 @@ def test_train_ddpm_with_snapshots_then_ddpm_quality(assets, tmp_path):
     assert (frame["samples"] == 4).all() and (frame["sampling_steps"] == 3).all()
     np.testing.assert_allclose(frame["fid_ratio"], frame["fid"] / frame["fid_real_vs_real"])
     assert figure.stat().st_size > 0 and _no_leftovers(tmp_path)
+
+
+@pytest.mark.parametrize("command", ["ddpm-quality", "evaluate"])
+def test_a_confidence_outside_0_and_1_is_refused_naming_the_flag(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--confidence", "95"])
+    assert "argument --confidence: must be between 0 and 1 (e.g. 0.95), got 95.0" in capsys.readouterr().err
