@@ -20,10 +20,11 @@ hits every variant alike. Ratios taken in one run compare across machines; secon
    (its compile time printed apart); and the guiding classifier's forward and backward with
    contiguous and channels-last weights and inputs (``speed.to_classifier_layout``).
 3. A full-length x0-hat cell at T = 400 with 3 x 32 = 96 samples: the settings of the
-   previous default (its UNet, with the middle block's attention, in float32, batches of
-   64, i.e. 64 + 32, the judge at every step, contiguous classifiers) against the current
-   ones (one batch of 96, bfloat16 UNet with the math attention kernel, the judge every 10th
-   step, channels-last classifiers), first on the previous UNet, then on config.yaml's.
+   issue's filing day (its UNet, 32-64-128 with the middle block's attention, in float32,
+   batches of 64, i.e. 64 + 32, the judge at every step, contiguous classifiers) against the
+   current ones (one batch of 96, bfloat16 UNet with the math attention kernel, the judge
+   every 10th step, channels-last classifiers), first on each earlier default's UNet, then
+   on config.yaml's (32-64-96, no attention).
    Each is timed over ``--steps`` steps and scaled to 400. With few steps the judge's
    share (it also watches the last step) is larger than in a full chain: the ratios in
    table 1 and the time of "now" in table 3 err on the slow side.
@@ -45,12 +46,14 @@ from gradcheck.device import pick_device
 from gradcheck.guidance import GuidanceSettings, guided_sample, initial_noise, sample_generators
 from gradcheck.speed import attention_kernel, to_classifier_layout
 
-UNETS = {  # (UNet, image size): config.yaml's, the previous default's and configs/paper.yaml's
-    "cpu": (UNetConfig(norm_num_groups=8, mid_attention=False), 32),
-    "cpu-mid-attention": (UNetConfig(norm_num_groups=8), 32),
+UNETS = {  # (UNet, image size): config.yaml's, the earlier defaults' and configs/paper.yaml's
+    "cpu": (UNetConfig((32, 64, 96), norm_num_groups=8, mid_attention=False), 32),
+    "cpu-128": (UNetConfig((32, 64, 128), norm_num_groups=8, mid_attention=False), 32),
+    "cpu-mid-attention": (UNetConfig((32, 64, 128), norm_num_groups=8), 32),
     "paper": (UNetConfig((64, 128, 192, 256), 2, (False, True, True, True)), 64),
 }
-PREVIOUS = {"cpu": "cpu-mid-attention"}  # table 3's "before": the UNet an option replaced
+# Table 3: the UNets an option replaced, oldest first; the first is the filing day's ("before").
+PREVIOUS = {"cpu": ["cpu-mid-attention", "cpu-128"]}
 MODES = {
     "unguided": GuidanceSettings(scale=0.0),
     "guidance": GuidanceSettings(scale=1.0, target=3),
@@ -208,29 +211,27 @@ def main() -> None:
 
     # --- a full-length x0-hat cell: the previous default against the current one ------------
     x0 = MODES["x0-hat"]
-    previous, previous_now = a.unet, unet
-    if a.unet in PREVIOUS:
-        previous = PREVIOUS[a.unet]
-        unet32 = build_unet(UNETS[previous][0], size).to(device).eval().requires_grad_(False)
-        previous_now = build_unet(UNETS[previous][0], size).to(device, UNET_DTYPES[a.dtype]).eval()
-        previous_now.requires_grad_(False)
+    earlier = PREVIOUS.get(a.unet, [])
+    first = earlier[0] if earlier else a.unet
+    before_unet = build_unet(UNETS[first][0], size).to(device).eval().requires_grad_(False)
     before_batches = [min(64, a.batch - i) for i in range(0, a.batch, 64)]  # the filing day's batch size: 64
-    old = {"before": lambda: [run_mode(x0, unet32, 1, b, contiguous_classifier, contiguous_judge)
-                              for b in before_batches],
-           "same UNet now": lambda: run_mode(x0, previous_now, a.judge_every, a.batch),
-           "now": lambda: run_mode(x0, unet, a.judge_every, a.batch)}
-    if previous == a.unet:
-        del old["same UNet now"]
-    cell = {k: s / a.steps * T for k, s in interleaved(old, device, a.repeats).items()}
+    cells = {"before": lambda: [run_mode(x0, before_unet, 1, b, contiguous_classifier, contiguous_judge)
+                                for b in before_batches]}
+    rows = {"before": f"{first} UNet, float32, batches of {' + '.join(map(str, before_batches))}, judge every step, "
+                      f"contiguous classifiers"}
+    settings_now = (f"{a.dtype} (math attention), one batch of {a.batch}, judge every {a.judge_every}th step, "
+                    f"channels-last classifiers")
+    for name in earlier:
+        model = build_unet(UNETS[name][0], size).to(device, UNET_DTYPES[a.dtype]).eval().requires_grad_(False)
+        cells[f"{name} now"] = lambda model=model: run_mode(x0, model, a.judge_every, a.batch)
+        rows[f"{name} now"] = f"{name} UNet, {settings_now}"
+    cells["now"] = lambda: run_mode(x0, unet, a.judge_every, a.batch)
+    rows["now"] = f"{a.unet} UNet, {settings_now}"
+    cell = {k: s / a.steps * T for k, s in interleaved(cells, device, a.repeats).items()}
     print(f"\n3. full-length x0-hat cell, T = {T}, {a.batch} samples (timed over {a.steps} steps, scaled to {T})")
-    rows = {"before": f"{previous} UNet, float32, batches of {' + '.join(map(str, before_batches))}, judge every step, "
-                      f"contiguous classifiers",
-            "same UNet now": f"{previous} UNet, {a.dtype} (math attention), one batch of {a.batch}, judge every "
-                             f"{a.judge_every}th step, channels-last classifiers",
-            "now": f"{a.unet} UNet, {a.dtype} (math attention), one batch of {a.batch}, judge every "
-                   f"{a.judge_every}th step, channels-last classifiers"}
+    width = max(map(len, cell)) + 2
     for name, minutes in cell.items():
-        print(f"{name + ':':<15}{minutes / 60:5.1f} min  {cell['before'] / minutes:5.2f}x   {rows[name]}")
+        print(f"{name + ':':<{width}}{minutes / 60:5.1f} min  {cell['before'] / minutes:5.2f}x   {rows[name]}")
 
 
 if __name__ == "__main__":
