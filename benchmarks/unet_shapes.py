@@ -1,13 +1,14 @@
-"""Seconds per x0-hat sampling step and per training step for UNet shapes narrower than the default.
+"""Seconds per x0-hat sampling step and per training step for UNet shapes narrower than the previous default.
 
 Run:  python benchmarks/unet_shapes.py [--repeats 5] [--train-batch 32]
 
-config.yaml's UNet (channels 32-64-128, one ResNet block per level, no attention, 8 GroupNorm
-groups) against narrower ones, each timed as the two things it costs: the x0-hat step's
-forward and backward through the UNet (bfloat16 weights, batch 96, gradient to the input
-only, as the sampler runs it) and a bfloat16-autocast AdamW training step (config.yaml's batch, 32).
+The previous default's UNet (channels 32-64-128, one ResNet block per level, no attention, 8
+GroupNorm groups) against narrower ones, config.yaml's 32-64-96 among them, each timed as the
+two things it costs: the x0-hat step's forward and backward through the UNet (bfloat16
+weights, batch 96, gradient to the input only, as the sampler runs it) and a
+bfloat16-autocast AdamW training step (config.yaml's batch, 32).
 Shapes interleaved over repeats, so that drift in machine load hits each alike; ratios to
-the default taken in one run compare across machines, seconds do not. Speed only: a narrower
+the first taken in one run compare across machines, seconds do not. Speed only: a narrower
 UNet must also train to the same quality (docs/development.md says which were measured).
 """
 
@@ -22,8 +23,8 @@ import torch
 from gradcheck.ddpm import UNetConfig, build_unet
 
 SHAPES = {  # block_out_channels; every level divides into 8 GroupNorm groups
-    "32-64-128 (default)": (32, 64, 128),
-    "32-64-96": (32, 64, 96),
+    "32-64-128 (previous)": (32, 64, 128),
+    "32-64-96 (default)": (32, 64, 96),
     "32-64-64": (32, 64, 64),
     "32-48-96": (32, 48, 96),
     "24-48-96": (24, 48, 96),
