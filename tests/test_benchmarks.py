@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from snakemake.utils import update_config, validate
 
 from gradcheck.ddpm import UNetConfig
 
@@ -19,19 +20,20 @@ def _module(name):
 
 
 def _config(*overlays):
+    """config.yaml with each `--configfile` merged over it and the schema's defaults, as the workflow reads it."""
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    for overlay in overlays:  # --configfile merges top-level sections key by key
-        for section, values in yaml.safe_load((ROOT / overlay).read_text()).items():
-            config[section] = {**config.get(section, {}), **values} if isinstance(values, dict) else values
+    for overlay in overlays:
+        update_config(config, yaml.safe_load((ROOT / overlay).read_text()))
+    validate(config, str(ROOT / "configs" / "schema.yaml"))
     return config
 
 
 def _unet_of(config):
     ddpm = config["ddpm"]
-    unset = UNetConfig()
     return UNetConfig(tuple(ddpm["block_out_channels"]), ddpm["layers_per_block"], tuple(ddpm["attention"]),
-                      ddpm.get("norm_num_groups", unset.norm_num_groups),
-                      ddpm.get("mid_attention", unset.mid_attention)), config["data"]["image_size"]
+                      ddpm["norm_num_groups"],
+                      # no schema default: unset, train-ddpm gets no flag and keeps diffusers' attention
+                      ddpm.get("mid_attention", UNetConfig().mid_attention)), config["data"]["image_size"]
 
 
 @pytest.mark.parametrize("unet, overlays", [("cpu", ()), ("paper", ("configs/paper.yaml",))])
