@@ -3,9 +3,10 @@
 The paper's numbers (accuracy, FID, KID) come from a handful of sampling seeds with
 tens of images each, so a point estimate alone hides how much of a difference between
 two guidance settings is noise. :func:`hierarchical_bootstrap` resamples both levels
-(seeds, then samples within a seed) and gives a percentile interval. FID and KID are
-recomputed thousands of times by it, so here they take feature vectors directly and are
-computed exactly in a form that is cheap when there are fewer samples than features.
+(seeds, then samples within a seed), optionally the trained models above them too, and
+gives a percentile interval. FID and KID are recomputed thousands of times by it, so here
+they take feature vectors directly and are computed exactly in a form that is cheap when
+there are fewer samples than features.
 """
 
 from __future__ import annotations
@@ -55,9 +56,30 @@ def _check_groups(groups: Sequence[Sequence[ArrayLike]]) -> list[tuple[np.ndarra
     return checked
 
 
+def _replicate_members(replicate_of: Sequence[int] | None, n_groups: int) -> list[np.ndarray]:
+    """Indices of each replicate's groups, replicates in sorted order, groups in list order."""
+    if replicate_of is None:
+        return [np.arange(n_groups)]
+    labels = np.asarray(replicate_of)
+    if labels.ndim != 1 or len(labels) != n_groups:
+        raise ValueError(f"replicate_of must give one training replicate per group: {n_groups} groups, "
+                         f"replicate_of has shape {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"replicate_of must hold integer replicate indices, got dtype {labels.dtype}")
+    members = [np.flatnonzero(labels == r) for r in np.unique(labels)]
+    counts = {int(r): len(m) for r, m in zip(np.unique(labels), members)}
+    if len(set(counts.values())) > 1:
+        # Unequal counts would make the mean over groups and the mean over replicates differ,
+        # and the seed-level draw of a replicate with fewer seeds would be a different design.
+        raise ValueError(f"every training replicate must have the same number of groups (sampling seeds), "
+                         f"got {counts} (replicate: groups)")
+    return members
+
+
 def hierarchical_bootstrap(groups: Sequence[Sequence[ArrayLike]], statistic: Callable[..., float],
                            n_boot: int = 1000, confidence: float = 0.95, seed: int = 0,
-                           correct_bias: bool = False) -> Interval:
+                           correct_bias: bool = False, *, replicate_of: Sequence[int] | None = None,
+                           paired: bool = False) -> Interval:
     """Percentile bootstrap interval of the mean over groups of ``statistic(*group)``.
 
     ``groups`` holds one tuple of arrays per sampling seed, e.g. ``(correct,)`` or
@@ -65,6 +87,21 @@ def hierarchical_bootstrap(groups: Sequence[Sequence[ArrayLike]], statistic: Cal
     replacement, then resamples the rows of every array of each drawn group with
     replacement (each array on its own), and averages the statistic over the drawn groups.
     The estimate is the statistic on the original data, not the bootstrap mean.
+
+    ``replicate_of`` gives the training replicate (trained model) of each group, for a third,
+    outermost level: a model's seeds share its training noise, so they are not independent
+    draws. Each bootstrap replicate then draws the training replicates with replacement, within
+    each drawn one its groups with replacement, then the rows; its value is the mean over drawn
+    replicates of the mean over their drawn groups. Every replicate must have the same number of
+    groups (then that is the plain mean over drawn groups, and the estimate the mean over
+    groups). Groups are taken replicate by replicate (sorted indices), in list order within one,
+    so interleaving the list changes nothing. With one replicate no random number is spent on
+    that level, so the result is the same as with ``replicate_of=None``.
+
+    ``paired`` makes all arrays of a group share one row draw (they must have equal lengths):
+    for a comparison whose sample i of every array comes from the same noise, e.g.
+    ``(real, fake_a, fake_b)`` with statistic FID(real, a) - FID(real, b), resampling the
+    arrays independently would add the between-sample noise that pairing cancels.
 
     ``correct_bias`` shifts the interval by the bootstrap bias (mean of the replicates minus
     the estimate). FID and KID need it: a resample holds only ~63% distinct rows, which
@@ -79,19 +116,36 @@ def hierarchical_bootstrap(groups: Sequence[Sequence[ArrayLike]], statistic: Cal
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     if n_boot < 1:
         raise ValueError(f"n_boot must be at least 1, got {n_boot}")
+    if paired:
+        for i, arrays in enumerate(groups):
+            if len({len(a) for a in arrays}) > 1:
+                raise ValueError(f"paired=True needs the arrays of each group to have equal lengths; group {i} "
+                                 f"has lengths {[len(a) for a in arrays]}")
+    members = _replicate_members(replicate_of, len(groups))
+    order = np.concatenate(members)  # replicate by replicate; the identity for one replicate
+    groups = [groups[g] for g in order]
     batched = getattr(statistic, "batched", None)
     estimate = float(np.mean([statistic(*group) for group in groups]))
 
     rng = np.random.default_rng(seed)
-    n_groups = len(groups)
-    drawn = rng.integers(0, n_groups, size=(n_boot, n_groups))  # seed level
+    n_groups, n_reps = len(groups), len(members)
+    per_rep = n_groups // n_reps
+    if n_reps == 1:
+        drawn = rng.integers(0, n_groups, size=(n_boot, n_groups))  # seed level
+    else:
+        reps_drawn = rng.integers(0, n_reps, size=(n_boot, n_reps))  # replicate level
+        local = rng.integers(0, per_rep, size=(n_boot, n_reps, per_rep))  # seed level, within each
+        drawn = (reps_drawn[:, :, None] * per_rep + local).reshape(n_boot, n_groups)
     values = np.empty((n_boot, n_groups))
     for pos in range(n_groups):
         for g, arrays in enumerate(groups):
             reps = np.flatnonzero(drawn[:, pos] == g)
             if len(reps) == 0:
                 continue
-            rows = [rng.integers(0, len(a), size=(len(reps), len(a))) for a in arrays]  # sample level
+            if paired:
+                rows = [rng.integers(0, len(arrays[0]), size=(len(reps), len(arrays[0])))] * len(arrays)
+            else:
+                rows = [rng.integers(0, len(a), size=(len(reps), len(a))) for a in arrays]  # sample level
             if batched is not None:
                 for s in range(0, len(reps), _CHUNK):
                     chunk = slice(s, s + _CHUNK)
@@ -100,7 +154,7 @@ def hierarchical_bootstrap(groups: Sequence[Sequence[ArrayLike]], statistic: Cal
                 for k, rep in enumerate(reps):
                     values[rep, pos] = statistic(*(a[r[k]] for a, r in zip(arrays, rows)))
     alpha = (1 - confidence) / 2
-    replicates = values.mean(axis=1)
+    replicates = values.mean(axis=1)  # equal groups per replicate: = mean over replicates of their means
     low, high = np.quantile(replicates, [alpha, 1 - alpha])
     shift = replicates.mean() - estimate if correct_bias else 0.0
     return Interval(estimate, float(low - shift), float(high - shift))
@@ -116,6 +170,40 @@ def _mean_batched(x: ArrayLike) -> np.ndarray:
 
 
 mean_statistic.batched = _mean_batched
+
+
+def paired_difference(a: ArrayLike, b: ArrayLike, seed_index: ArrayLike, replicate_index: ArrayLike | None = None,
+                      *, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0) -> Interval:
+    """Hierarchical bootstrap interval of the mean per-sample difference a - b.
+
+    ``a``, ``b``: per-sample values (same length, sample k of a paired with sample k of b: same
+    replicate, sampling seed and sample index); ``seed_index``: the sampling seed (group) of each
+    sample; ``replicate_index``: the training replicate of each sample (None: one replicate).
+    The groups are the (replicate, seed) pairs in sorted order, each holding its samples'
+    differences in the given order. Samples with NaN in a or b are an error: dropping them
+    silently would unpair the cells' sample counts per seed.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    seeds = np.asarray(seed_index)
+    if a.ndim != 1 or a.shape != b.shape or seeds.shape != a.shape:
+        raise ValueError(f"a, b and seed_index must be 1-D of one length, got shapes {a.shape}, {b.shape}, "
+                         f"{seeds.shape}")
+    bad = int(np.count_nonzero(np.isnan(a) | np.isnan(b)))
+    if bad:
+        raise ValueError(f"{bad} of {len(a)} samples have NaN in a or b; a paired difference needs every pair")
+    diff = a - b
+    if replicate_index is None:
+        groups, replicate_of = [(diff[seeds == s],) for s in np.unique(seeds)], None
+    else:
+        reps = np.asarray(replicate_index)
+        if reps.shape != a.shape:
+            raise ValueError(f"replicate_index must give one replicate per sample: {len(a)} samples, "
+                             f"replicate_index has shape {reps.shape}")
+        pairs = sorted({(r, s) for r, s in zip(reps.tolist(), seeds.tolist())})
+        groups = [(diff[(reps == r) & (seeds == s)],) for r, s in pairs]
+        replicate_of = [r for r, _ in pairs]
+    return hierarchical_bootstrap(groups, mean_statistic, n_boot=n_boot, confidence=confidence, seed=seed,
+                                  replicate_of=replicate_of)
 
 
 def _features(x: ArrayLike, name: str, batched: bool) -> torch.Tensor:
