@@ -282,21 +282,33 @@ def ddpm_quality_figure(frame: pd.DataFrame, path: str | os.PathLike, title: str
     # share_<class>_low/_high are a class's interval, not classes of their own
     classes = [n for n in shares if not any(n in (f"{m}_low", f"{m}_high") for m in shares)]
     fig, (ax_fid, ax_mix) = plt.subplots(1, 2, figsize=(11, 3.6))
-    ax_fid.plot(frame["step"], frame["fid_ratio"], "o-", color="black", label="samples vs real")
+    # one curve per training replicate (results/ddpm.csv's replicate column), told apart by marker
+    replicates = sorted(frame["replicate"].unique()) if "replicate" in frame else [None]
+    markers = dict(zip(replicates, "os^vDP*X"))
+    for r in replicates:
+        rows = frame if r is None else frame[frame["replicate"] == r]
+        ax_fid.plot(rows["step"], rows["fid_ratio"], f"{markers[r]}-", color="black",
+                    label="samples vs real" + ("" if r is None or len(replicates) == 1 else f", replicate {r}"))
     ax_fid.axhline(fid_goal, ls="--", color="tab:green", label=f"goal: {fid_goal:g}x real vs real")
     ax_fid.axhline(1, ls=":", color="grey", label="real vs real (the floor at this size)")
     ax_fid.set(xlabel="training step", ylabel="FID / FID(real, real)  (log scale)", yscale="log")
     ax_fid.legend(fontsize=7)
     # the x-axis' width, for side-by-side bars: a single point's axis is about its own size (a brought DDPM's: 2)
     span = float(frame["step"].max() - frame["step"].min()) or (2.0 if brought else max(abs(frame["step"].max()), 1))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    slots = len(classes) * len(replicates)
     for i, name in enumerate(classes):
-        share = frame[f"share_{name}"] * 100
-        if f"share_{name}_low" in frame:  # the interval, as error bars
-            yerr = (share - frame[f"share_{name}_low"] * 100, frame[f"share_{name}_high"] * 100 - share)
-        else:
-            yerr = None
-        dodge = (i - (len(classes) - 1) / 2) * 0.012 * span  # side by side, so the bars do not hide each other
-        ax_mix.errorbar(frame["step"] + dodge, share, yerr=yerr, fmt="o-", ms=4, capsize=3, label=name)
+        for j, r in enumerate(replicates):
+            rows = frame if r is None else frame[frame["replicate"] == r]
+            share = rows[f"share_{name}"] * 100
+            if f"share_{name}_low" in rows:  # the interval, as error bars
+                yerr = (share - rows[f"share_{name}_low"] * 100, rows[f"share_{name}_high"] * 100 - share)
+            else:
+                yerr = None
+            slot = i * len(replicates) + j
+            dodge = (slot - (slots - 1) / 2) * 0.012 * span  # side by side, so the bars do not hide each other
+            ax_mix.errorbar(rows["step"] + dodge, share, yerr=yerr, fmt=f"{markers[r]}-", ms=4, capsize=3,
+                            color=colours[i % len(colours)], label=name if j == 0 else None)
     low, high = (share / len(classes) for share in share_band)
     ax_mix.axhspan(low * 100, high * 100, color="tab:green", alpha=0.12,
                    label=f"goal: {low:.0%} to {high:.0%} each ({share_band[0]:g}x to {share_band[1]:g}x uniform)")
@@ -312,3 +324,225 @@ def ddpm_quality_figure(frame: pd.DataFrame, path: str | os.PathLike, title: str
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     _save(fig, path)
+
+
+# One marker per training replicate (colours from the tab10 cycle), the same in every figure.
+REPLICATE_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<", ">", "h")
+
+
+def _require(frame: pd.DataFrame, columns, name: str) -> None:
+    """ValueError naming every column of ``columns`` that ``frame`` lacks."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{name} lacks column(s) {', '.join(map(repr, missing))}")
+
+
+def _yerr(value, low, high):
+    """[below, above] for ``errorbar``; NaN where an end is not known (matplotlib draws no bar there)."""
+    below, above = (np.asarray(d, dtype=float) for d in (value - low, high - value))
+    if (below < -1e-9).any() or (above < -1e-9).any():  # NaN compares False: allowed
+        raise ValueError("an interval does not contain its estimate (low <= value <= high)")
+    return [np.where(below < 0, 0.0, below), np.where(above < 0, 0.0, above)]
+
+
+def replicate_figure(pooled: pd.DataFrame, per_replicate: pd.DataFrame, out: str | os.PathLike,
+                     title: str = "") -> None:
+    """Each cell's pooled estimate with its interval, and every training replicate's value beside it.
+
+    ``pooled``: one row per cell, with label, judge_accuracy, judge_accuracy_low and
+    judge_accuracy_high (fractions); ``per_replicate``: label, replicate (int) and judge_accuracy.
+    Cells are drawn in the order of ``pooled``. Where ``pooled`` also has accuracy, accuracy_low
+    and accuracy_high and ``per_replicate`` has accuracy, a second panel shows the guide's.
+    Written whole or not at all.
+    """
+    _require(pooled, ["label", "judge_accuracy", "judge_accuracy_low", "judge_accuracy_high"], "pooled")
+    _require(per_replicate, ["label", "replicate", "judge_accuracy"], "per_replicate")
+    labels = [str(label) for label in pooled["label"]]
+    if len(set(labels)) != len(labels):
+        raise ValueError("pooled has a label more than once: one row per cell")
+    unknown = sorted(set(per_replicate["label"].astype(str)) - set(labels))
+    if unknown:
+        raise ValueError(f"per_replicate has cells that pooled lacks: {', '.join(unknown)}")
+    panels = [("judge_accuracy", "accuracy under the judge (%)")]
+    if {"accuracy", "accuracy_low", "accuracy_high"} <= set(pooled.columns) and "accuracy" in per_replicate:
+        panels.append(("accuracy", "accuracy under the guide (%)"))
+
+    x = {label: i for i, label in enumerate(labels)}
+    replicates = sorted(int(r) for r in per_replicate["replicate"].unique())
+    # the pooled bar left of the cell's tick, the replicates in a fixed row right of it: the same
+    # replicate at the same place in every cell, so no dot hides another
+    spread = min(0.36, 0.08 * max(len(replicates), 1))
+    dodge = {r: 0.06 + (spread * (j + 0.5) / len(replicates)) for j, r in enumerate(replicates)}
+    width = max(4.0, max(0.75, 0.17 * len(replicates)) * len(labels) + 1.2)  # room for every replicate's dot
+    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), 4.2), squeeze=False, sharey=True)
+    try:
+        for ax, (metric, ylabel) in zip(axes[0], panels):
+            value = pooled[metric].to_numpy(float) * 100
+            err = _yerr(value, pooled[f"{metric}_low"].to_numpy(float) * 100,
+                        pooled[f"{metric}_high"].to_numpy(float) * 100)
+            bars = ax.errorbar(np.arange(len(labels)) - 0.12, value, yerr=err, fmt="D", ms=6, color="black",
+                               capsize=4, lw=1.4, zorder=3,
+                               label="pooled over replicates\n(bar: hierarchical bootstrap interval)")
+            for artist in bars.get_children():  # a value at 0 or 100% is drawn whole, not cut at the frame
+                artist.set_clip_on(False)
+            for j, r in enumerate(replicates):
+                rows = per_replicate[per_replicate["replicate"].astype(int) == r]
+                ax.plot(rows["label"].astype(str).map(x) + dodge[r], rows[metric].to_numpy(float) * 100,
+                        ls="none", marker=REPLICATE_MARKERS[j % len(REPLICATE_MARKERS)], ms=5, alpha=0.85,
+                        color=plt.get_cmap("tab10")(j % 10), clip_on=False, zorder=4, label=f"replicate {r}")
+            ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", rotation_mode="anchor", fontsize=8)
+            ax.set_xlim(-0.6, len(labels) - 0.4)
+            ax.set_ylim(0, 100)
+            ax.set_ylabel(ylabel)
+            ax.yaxis.set_tick_params(labelleft=True)
+            ax.grid(alpha=0.3, axis="y")
+            ax.set_title(ylabel.replace(" (%)", ""), fontsize=9)
+        handles, names = axes[0][0].get_legend_handles_labels()
+        first = [i for i, n in enumerate(names) if n.startswith("pooled")]  # the pooled estimate first
+        order = first + [i for i in range(len(names)) if i not in first]
+        handles, names = [handles[i] for i in order], [names[i] for i in order]
+        axes[0][-1].legend(handles, names, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                           borderaxespad=0)
+        if title:
+            fig.suptitle(title, fontsize=10)
+        fig.tight_layout()
+        _save(fig, out)
+    finally:
+        plt.close(fig)
+
+
+def _place_labels(points: np.ndarray, texts: list[str], obstacles: list[tuple], fontsize: float,
+                  axes_size_pt: tuple[float, float]) -> list[tuple[float, float, str]]:
+    """Where each point's label goes, in axes fractions, so that labels overlap neither each other
+    nor the boxes in ``obstacles`` (markers, error bars; (x0, x1, y0, y1) in axes fractions).
+
+    Greedy, from the top point down: each label tries beside its point, to the right then to the
+    left, then steps further up and down until it finds free room. Returns (x, y, ha) per label.
+    """
+    width_pt, height_pt = axes_size_pt
+    char_w, line_h = 0.55 * fontsize / width_pt, 1.25 * fontsize / height_pt
+    gap = 5 / width_pt
+    placed, boxes = [None] * len(texts), list(obstacles)
+
+    def free(box):
+        x0, x1, y0, y1 = box
+        if x0 < 0 or x1 > 1 or y0 < 0 or y1 > 1:
+            return False
+        return not any(x0 < b[1] and b[0] < x1 and y0 < b[3] and b[2] < y1 for b in boxes)
+
+    for i in sorted(range(len(texts)), key=lambda k: -points[k][1]):
+        (px, py), w = points[i], char_w * len(texts[i])
+        choice = None
+        for step in range(0, 40):
+            for dy in ((0.0,) if step == 0 else (step * 0.5 * line_h, -step * 0.5 * line_h)):
+                for ha in ("left", "right"):
+                    x0 = px + gap if ha == "left" else px - gap - w
+                    box = (x0, x0 + w, py + dy - 0.5 * line_h, py + dy + 0.5 * line_h)
+                    if free(box):
+                        choice = (x0 if ha == "left" else x0 + w, py + dy, ha, box)
+                        break
+                if choice:
+                    break
+            if choice:
+                break
+        if choice is None:  # no free room: beside the point, overlapping
+            choice = (px + gap, py, "left", (px + gap, px + gap + w, py - 0.5 * line_h, py + 0.5 * line_h))
+        placed[i] = choice[:3]
+        boxes.append(choice[3])
+    return placed
+
+
+def headline_fid_figure(points: pd.DataFrame, out: str | os.PathLike, paper: float = 0.8594,
+                        title: str = "") -> dict:
+    """The headline cell's accuracy under the judge against its DDPM's FID ratio (to real vs real).
+
+    ``points``: label, source ("this run" or "earlier"), fid_ratio, judge_accuracy,
+    judge_accuracy_low and judge_accuracy_high (fractions; NaN where a point has no interval).
+    The x axis is reversed, so better DDPMs (lower FID ratio) lie to the right. A least-squares
+    line of judge accuracy on FID ratio over all points is drawn over the x range of the data
+    only. Returns ``{"slope", "intercept", "n"}``, slope and intercept in accuracy fraction per
+    unit of FID ratio; both are None (and no line is drawn) with fewer than 2 distinct FID ratios.
+    Written whole or not at all.
+    """
+    _require(points, ["label", "source", "fid_ratio", "judge_accuracy", "judge_accuracy_low",
+                      "judge_accuracy_high"], "points")
+    unknown = sorted(set(map(str, points["source"])) - {"this run", "earlier"})
+    if unknown:
+        raise ValueError(f"source must be 'this run' or 'earlier', not {unknown}")
+    x = points["fid_ratio"].to_numpy(float)
+    y = points["judge_accuracy"].to_numpy(float)
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError("every point needs a finite fid_ratio and judge_accuracy")
+    fit = {"slope": None, "intercept": None, "n": int(len(x))}
+    if len(np.unique(x)) >= 2:
+        slope, intercept = np.polyfit(x, y, 1)
+        fit.update(slope=float(slope), intercept=float(intercept))
+
+    fig, ax = plt.subplots(figsize=(6.8, 4.6))
+    try:
+        low, high = (x.min(), x.max()) if len(x) else (1.0, 1.0)
+        pad = 0.1 * (high - low) if high > low else 0.25
+        xlim = (high + pad, max(low - pad, 0))  # reversed: better DDPMs to the right
+        ax.set_xlim(*xlim)
+        ax.set_ylim(0, 100)
+        ax.axhline(paper * 100, color="black", ls="--", lw=1, label=f"paper: {paper:.1%} (under its own guide)")
+        ax.annotate(f"paper {paper:.1%}", (0.01, paper * 100), xycoords=("axes fraction", "data"),
+                    xytext=(0, 3), textcoords="offset points", fontsize=7)
+        if fit["slope"] is not None:
+            span = np.array([low, high])
+            ax.plot(span, (fit["slope"] * span + fit["intercept"]) * 100, color="tab:red", lw=1.2, zorder=2,
+                    label=f"least squares over the {len(x)} points: {fit['slope'] * 100:+.1f} points of accuracy "
+                          "per +1x of FID ratio\n(drawn over the measured range only)")
+        else:
+            ax.text(0.01, 0.02, "no fitted line: fewer than 2 distinct FID ratios", transform=ax.transAxes,
+                    fontsize=7, color="grey")
+        style = {"earlier": ("dimgrey", "white", "earlier DDPMs (hollow)", 3),
+                 "this run": ("tab:blue", "tab:blue", "this run (filled)", 5)}
+        for source, (colour, face, name, z) in style.items():
+            rows = points[points["source"] == source]
+            if rows.empty:
+                continue
+            value = rows["judge_accuracy"].to_numpy(float) * 100
+            err = _yerr(value, rows["judge_accuracy_low"].to_numpy(float) * 100,
+                        rows["judge_accuracy_high"].to_numpy(float) * 100)
+            ax.errorbar(rows["fid_ratio"], value, yerr=err, fmt="o", ms=7, capsize=3, color=colour, mfc=face,
+                        mew=1.4, elinewidth=1.1, zorder=z, label=name)
+
+        # each point's label in a free spot beside it (markers and error bars are obstacles)
+        fig.canvas.draw()
+        bbox = ax.get_window_extent()
+        size_pt = (bbox.width * 72 / fig.dpi, bbox.height * 72 / fig.dpi)
+        fx = (xlim[0] - x) / (xlim[0] - xlim[1])
+        fy = y
+        lo = points["judge_accuracy_low"].to_numpy(float)
+        hi = points["judge_accuracy_high"].to_numpy(float)
+        mx, my = 5 / size_pt[0], 5 / size_pt[1]
+        obstacles = [(a - mx, a + mx, b - my, b + my) for a, b in zip(fx, fy)]
+        obstacles += [(a - 3.5 / size_pt[0], a + 3.5 / size_pt[0], l, h)
+                      for a, l, h in zip(fx, lo, hi) if np.isfinite(l) and np.isfinite(h)]
+        if fit["slope"] is not None:  # the fitted line, as a chain of small boxes
+            for a in np.linspace(low, high, 40):
+                b = fit["slope"] * a + fit["intercept"]
+                obstacles.append(((xlim[0] - a) / (xlim[0] - xlim[1]) - 0.005, (xlim[0] - a) / (xlim[0] - xlim[1])
+                                  + 0.005, b - 0.006, b + 0.006))
+        obstacles.append((0.0, 0.15, paper - 0.01, paper + 0.045))  # the paper line's own label
+        if fit["slope"] is None:
+            obstacles.append((0.0, 0.45, 0.0, 0.06))  # the no-line note
+        texts = [str(t) for t in points["label"]]
+        placed = _place_labels(np.column_stack([fx, fy]), texts, obstacles, 6.5, size_pt)
+        for (px, py), (tx, ty, ha), text, source in zip(zip(fx, fy), placed, texts, points["source"]):
+            colour = style[source][0]
+            moved = abs(ty - py) > 0.02
+            ax.annotate(text, (px, py), xytext=(tx, ty), xycoords="axes fraction", textcoords="axes fraction",
+                        fontsize=6.5, color=colour, ha=ha, va="center", zorder=6,
+                        arrowprops=dict(arrowstyle="-", color=colour, lw=0.5, alpha=0.7, shrinkA=0, shrinkB=4)
+                        if moved else None)
+        ax.set(xlabel="DDPM's FID / real-vs-real FID   (axis reversed: better DDPM to the right \u2192)",
+               ylabel="accuracy under the judge (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
+        ax.set_title(title or "headline cell (non-robust, x0-hat + ADAM) against the DDPM's quality", fontsize=10)
+        _save(fig, out)
+    finally:
+        plt.close(fig)
+    return fit

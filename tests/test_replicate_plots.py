@@ -1,0 +1,169 @@
+"""The training-replicate figures and the earlier DDPMs' headline numbers (docs/data/headline_by_ddpm.csv)."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from gradcheck.plots import headline_fid_figure, replicate_figure
+
+REPO = Path(__file__).resolve().parents[1]
+HEADLINE_CSV = REPO / "docs" / "data" / "headline_by_ddpm.csv"
+CELLS = ["robust, x_t", "robust, x0-hat + ADAM", "nonrobust, x0-hat", "nonrobust, x0-hat + ADAM"]
+
+
+def frames(replicates: int = 3, guide: bool = False, seed: int = 0):
+    """A made-up pooled table and its per-replicate values, seeded."""
+    rng = np.random.default_rng(seed)
+    per = pd.DataFrame([dict(label=label, replicate=r, judge_accuracy=rng.uniform(0, 1), accuracy=rng.uniform(0, 1))
+                        for label in CELLS for r in range(replicates)])
+    mean = per.groupby("label", sort=False)[["judge_accuracy", "accuracy"]].mean().reindex(CELLS)
+    pooled = pd.DataFrame({"label": CELLS})
+    for metric in ("judge_accuracy", "accuracy"):
+        pooled[metric] = mean[metric].to_numpy()
+        pooled[f"{metric}_low"] = np.clip(pooled[metric] - 0.1, 0, 1)
+        pooled[f"{metric}_high"] = np.clip(pooled[metric] + 0.1, 0, 1)
+    if not guide:
+        pooled = pooled.drop(columns=["accuracy", "accuracy_low", "accuracy_high"])
+        per = per.drop(columns=["accuracy"])
+    return pooled, per
+
+
+def points(seed: int = 0, n: int = 5) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    value = rng.uniform(0.1, 0.6, n)
+    frame = pd.DataFrame({"label": [f"DDPM {i}" for i in range(n)], "source": ["earlier"] * (n - 1) + ["this run"],
+                          "fid_ratio": rng.uniform(1.4, 5.0, n), "judge_accuracy": value,
+                          "judge_accuracy_low": value - 0.1, "judge_accuracy_high": value + 0.1})
+    frame.loc[0, ["judge_accuracy_low", "judge_accuracy_high"]] = np.nan  # a point without an interval
+    return frame
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        image.verify()
+    with Image.open(path) as image:
+        return image.size
+
+
+def only(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+def test_replicate_figure_is_a_png(tmp_path):
+    pooled, per = frames()
+    replicate_figure(pooled, per, tmp_path / "replicates.png", title="made up")
+    width, height = png_size(tmp_path / "replicates.png")
+    assert width > 300 and height > 200
+    assert only(tmp_path) == ["replicates.png"]  # no temporary left beside it
+
+
+def test_replicate_figure_draws_the_guide_panel_when_given(tmp_path):
+    judge_only = frames(guide=False)
+    both = frames(guide=True)
+    replicate_figure(*judge_only, tmp_path / "judge.png")
+    replicate_figure(*both, tmp_path / "both.png")
+    assert png_size(tmp_path / "both.png")[0] > 1.6 * png_size(tmp_path / "judge.png")[0]
+
+
+@pytest.mark.parametrize("frame, column", [("pooled", "judge_accuracy_high"), ("per_replicate", "replicate")])
+def test_replicate_figure_missing_column_leaves_nothing(tmp_path, frame, column):
+    pooled, per = frames()
+    if frame == "pooled":
+        pooled = pooled.drop(columns=[column])
+    else:
+        per = per.drop(columns=[column])
+    out = tmp_path / "figs" / "replicates.png"
+    with pytest.raises(ValueError, match=column):
+        replicate_figure(pooled, per, out)
+    assert not out.exists()
+    assert not out.parent.exists() or only(out.parent) == []
+
+
+def test_replicate_figure_failing_draw_keeps_the_old_file(tmp_path):
+    pooled, per = frames()
+    pooled.loc[1, "judge_accuracy_low"] = pooled.loc[1, "judge_accuracy"] + 0.05  # interval misses its value
+    out = tmp_path / "replicates.png"
+    out.write_bytes(b"old")
+    with pytest.raises(ValueError):
+        replicate_figure(pooled, per, out)
+    assert out.read_bytes() == b"old"
+    assert only(tmp_path) == ["replicates.png"]
+
+
+def test_replicate_figure_refuses_cells_missing_from_pooled(tmp_path):
+    pooled, per = frames()
+    with pytest.raises(ValueError, match="robust, x_t"):
+        replicate_figure(pooled[pooled.label != "robust, x_t"], per, tmp_path / "r.png")
+    assert only(tmp_path) == []
+
+
+def test_headline_fid_figure_fit_matches_polyfit(tmp_path):
+    frame = points()
+    fit = headline_fid_figure(frame, tmp_path / "fid.png", title="made up")
+    slope, intercept = np.polyfit(frame.fid_ratio.to_numpy(), frame.judge_accuracy.to_numpy(), 1)
+    assert fit["slope"] == pytest.approx(slope, rel=1e-12, abs=1e-12)
+    assert fit["intercept"] == pytest.approx(intercept, rel=1e-12, abs=1e-12)
+    width, height = png_size(tmp_path / "fid.png")
+    assert width > 300 and height > 200
+    assert only(tmp_path) == ["fid.png"]
+
+
+def test_headline_fid_figure_one_distinct_x_has_no_line(tmp_path):
+    frame = points(n=3).assign(fid_ratio=1.56)
+    fit = headline_fid_figure(frame, tmp_path / "fid.png")
+    assert fit["slope"] is None and fit["intercept"] is None
+    png_size(tmp_path / "fid.png")
+
+
+def test_headline_fid_figure_missing_column_leaves_nothing(tmp_path):
+    out = tmp_path / "fid.png"
+    with pytest.raises(ValueError, match="fid_ratio"):
+        headline_fid_figure(points().drop(columns=["fid_ratio"]), out)
+    with pytest.raises(ValueError, match="source"):
+        headline_fid_figure(points().assign(source="later"), out)
+    assert only(tmp_path) == []
+
+
+def test_headline_fid_figure_draws_the_repository_history(tmp_path):
+    history = pd.read_csv(HEADLINE_CSV)
+    fit = headline_fid_figure(history, tmp_path / "history.png")
+    slope, _ = np.polyfit(history.fid_ratio, history.judge_accuracy, 1)
+    assert fit["slope"] == pytest.approx(slope) and fit["slope"] < 0  # better DDPM (lower ratio), higher accuracy
+    png_size(tmp_path / "history.png")
+
+
+def test_headline_by_ddpm_csv():
+    frame = pd.read_csv(HEADLINE_CSV)
+    assert list(frame.columns) == ["label", "source", "fid_ratio", "judge_accuracy", "judge_accuracy_low",
+                                   "judge_accuracy_high", "date", "commit", "note"]
+    assert len(frame) >= 2 and frame.label.is_unique
+    assert set(frame.source) == {"earlier"}
+    assert (frame.fid_ratio > 1).all()
+    for column in ("judge_accuracy", "judge_accuracy_low", "judge_accuracy_high"):
+        known = frame[column].dropna()
+        assert ((known >= 0) & (known <= 1)).all(), column
+    assert frame.judge_accuracy.notna().all()
+    given = frame.judge_accuracy_low.notna() & frame.judge_accuracy_high.notna()
+    rows = frame[given]
+    assert (rows.judge_accuracy_low <= rows.judge_accuracy).all()
+    assert (rows.judge_accuracy <= rows.judge_accuracy_high).all()
+    assert frame.note.str.len().gt(20).all() and frame.commit.str.fullmatch(r"[0-9a-f]{7,40}").all()
+
+
+def test_a_save_that_fails_midway_leaves_nothing(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    def half_written(self, path, **kwargs):
+        Path(path).write_bytes(b"\x89PNG half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Figure, "savefig", half_written)
+    with pytest.raises(OSError):
+        replicate_figure(*frames(), tmp_path / "replicates.png")
+    with pytest.raises(OSError):
+        headline_fid_figure(points(), tmp_path / "fid.png")
+    assert only(tmp_path) == []
