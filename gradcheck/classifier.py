@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
-from torchvision.models import mobilenet_v3_small, shufflenet_v2_x0_5
+from torchvision.models import mobilenet_v3_small, resnet18, shufflenet_v2_x0_5
 from tqdm.auto import tqdm
 
 from .atomic import atomic_path
@@ -30,7 +30,9 @@ from .device import describe
 log = logging.getLogger(__name__)
 
 MODES = ("noisy", "clean")
-ARCHITECTURES = {"mobilenet_v3_small": mobilenet_v3_small, "shufflenet_v2_x0_5": shufflenet_v2_x0_5}
+# resnet18: the FID feature network's default, a third family beside the guides' and the judge's
+ARCHITECTURES = {"mobilenet_v3_small": mobilenet_v3_small, "shufflenet_v2_x0_5": shufflenet_v2_x0_5,
+                 "resnet18": resnet18}
 # The "architecture" of a brought TorchScript classifier (gradcheck.pretrained): the file holds
 # the TorchScript archive's bytes, as a uint8 tensor under "torchscript", instead of a state dict.
 TORCHSCRIPT = "torchscript"
@@ -77,6 +79,10 @@ def pooled_feature_extractor(model: torch.nn.Module) -> tuple[torch.nn.Module, i
     if hasattr(model, "conv5"):     # ShuffleNetV2
         body = torch.nn.Sequential(model.conv1, model.maxpool, model.stage2, model.stage3, model.stage4,
                                    model.conv5, pool)
+        return body, _feature_width(body, lambda: model.fc.in_features)
+    if hasattr(model, "layer4"):    # ResNet
+        body = torch.nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool, model.layer1, model.layer2,
+                                   model.layer3, model.layer4, pool)
         return body, _feature_width(body, lambda: model.fc.in_features)
     name = getattr(model, "original_name", type(model).__name__)
     raise TypeError(f"no pooled features known for {name}")

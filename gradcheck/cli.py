@@ -199,72 +199,60 @@ def cmd_evaluate(a):
     from .atomic import write_json
     from .classifier import load_classifier, predict
     from .data import images_to_tensor, load_dataset
+    from .evaluate import cell_metrics, groups_of
     from .metrics import feature_network, frechet_distance, image_features, kernel_inception_distance
-    from .samples import load_samples
-    from .stats import (frechet_distance_features, hierarchical_bootstrap, kernel_inception_distance_features,
-                        mean_statistic)
+    from .samples import load_replicates
 
-    samples = load_samples(a.samples)
+    if len(a.classifier) not in (1, len(a.samples)):
+        raise ValueError(f"--classifier takes one guide per --samples file (its replicate's), "
+                         f"got {len(a.classifier)} for {len(a.samples)}")
+    guides = a.classifier * len(a.samples) if len(a.classifier) == 1 else a.classifier
+    samples = load_replicates(a.samples)
     record, settings = samples["record"], samples["record"]["settings"]
-    target, fake, seed_index = settings["target"], samples["images"], samples["seed_index"]
-    per_seed = [np.flatnonzero(seed_index == j) for j in range(int(seed_index.max()) + 1)]
-    n = a.n or min(len(idx) for idx in per_seed)
-    if n > min(len(idx) for idx in per_seed):
-        raise ValueError(f"--n {n} exceeds the {min(len(idx) for idx in per_seed)} samples per seed in {a.samples}")
+    target, fake = settings["target"], samples["images"]
+    groups = groups_of(samples["seed_index"], samples["replicate"])
+    smallest = min(len(idx) for _, _, idx in groups)
+    n = a.n or smallest
+    if n > smallest:
+        raise ValueError(f"--n {n} exceeds the {smallest} samples per seed in {a.samples}")
     data = load_dataset(a.data)
     data_classes = [str(c) for c in data["classes"]]  # the data set's own labels, by the target's name
     if record["target_name"] not in data_classes:
         raise ValueError(f"{a.data} has no class {record['target_name']!r}; its classes: {', '.join(data_classes)}")
     real = data["train_images"][data["train_labels"] == data_classes.index(record["target_name"])]
-    if len(real) < n * len(per_seed):
+    if len(real) < n * len(groups):
         raise ValueError(f"{a.data} has {len(real)} training images of class {target}; "
-                         f"{len(per_seed)} seeds x {n} need {n * len(per_seed)}")
+                         f"{len(groups)} seeds (of every replicate) x {n} need {n * len(groups)}")
 
-    # Per sample: does the guiding classifier, and does the independent judge, see the target?
+    # Per sample: does its replicate's guide, and does the independent judge, see the target?
     x = images_to_tensor(fake)
-    guide_says = (predict(load_classifier(a.classifier)[0], x) == target).numpy()
+    guide_says = np.zeros(len(fake), bool)
+    for r, path in enumerate(guides):
+        rows = samples["replicate"] == r
+        guide_says[rows] = (predict(load_classifier(path)[0], x[rows]) == target).numpy()
     judge_says = (predict(load_classifier(a.judge)[0], x) == target).numpy()
-    fooled = guide_says & ~judge_says
-    with np.errstate(all="ignore"):
-        cosine = np.nanmean(samples["cosine"], axis=0)  # per sample, over steps; NaN unguided
 
     feature_clf = load_classifier(a.feature_classifier)[0] if a.feature_classifier else None
     feature, feature_name = feature_network(a.features, inception_weights=a.inception_weights,
                                             classifier=feature_clf)
-    # Seed j is compared with its own n real images, so seeds are independent replicates.
-    pairs = [(real[j * n:(j + 1) * n], fake[idx[:n]]) for j, idx in enumerate(per_seed)]
+    # Group g (a seed of a replicate) is compared with its own n real images: groups are independent.
+    pairs = [(real[g * n:(g + 1) * n], fake[idx[:n]]) for g, (_, _, idx) in enumerate(groups)]
     features = [(image_features(r, feature), image_features(f, feature)) for r, f in pairs]
-    fid = [frechet_distance(r, f, feature) for r, f in pairs]
-    kid = [kernel_inception_distance(r, f, feature) for r, f in pairs]
-
-    def interval(groups, statistic, name, estimate=None, correct_bias=False):
-        ci = hierarchical_bootstrap(groups, statistic, n_boot=a.n_boot, confidence=a.confidence,
-                                    seed=a.bootstrap_seed, correct_bias=correct_bias)
-        value = ci.estimate if estimate is None else estimate
-        return {name: value, f"{name}_low": ci.low, f"{name}_high": ci.high}
-
-    row = {"classifier": a.label or Path(a.classifier).stem, "x0": settings["x0_hat"],
+    row = {"classifier": a.label or Path(guides[0]).stem, "x0": settings["x0_hat"],
            "stabiliser": settings["stabiliser"], "adam": settings["adam"], "scale": settings["scale"],
-           "target": record["target_name"], "seeds": len(per_seed), "samples_per_seed": len(per_seed[0]),
-           "n": n, "features": feature_name, "confidence": a.confidence, "n_boot": a.n_boot,
-           "samples": str(a.samples)}
-    row |= interval([(guide_says[idx],) for idx in per_seed], mean_statistic, "accuracy")
-    row |= interval([(judge_says[idx],) for idx in per_seed], mean_statistic, "judge_accuracy")
-    row |= interval([(fooled[idx],) for idx in per_seed], mean_statistic, "fooled")
-    # Point estimates from torchmetrics; the fast feature-space formulas only resample.
-    row |= interval(features, frechet_distance_features, "fid", float(np.mean(fid)), correct_bias=True)
-    row |= interval(features, kernel_inception_distance_features, "kid", float(np.mean(kid)), correct_bias=True)
-    if np.isnan(cosine).all():
-        row |= {"cosine_mean": None, "cosine_mean_low": None, "cosine_mean_high": None}
-    else:
-        row |= interval([(cosine[idx],) for idx in per_seed], mean_statistic, "cosine_mean")
-    # Per sample, so that two cells sampled from the same seeds can be compared pairwise.
-    row["per_sample"] = {"seed_index": seed_index.tolist(), "guide": guide_says.astype(int).tolist(),
-                         "judge": judge_says.astype(int).tolist()}
+           "target": record["target_name"], "replicates": len(a.samples),
+           "seeds": len(groups) // len(a.samples),  # sampling seeds per replicate
+           "samples_per_seed": smallest, "n": n, "features": feature_name, "confidence": a.confidence,
+           "n_boot": a.n_boot, "samples": " ".join(map(str, a.samples))}
+    row |= cell_metrics(guide_says=guide_says, judge_says=judge_says, cosine=samples["cosine"],
+                        seed_index=samples["seed_index"], replicate=samples["replicate"], features=features,
+                        fid=[frechet_distance(r, f, feature) for r, f in pairs],
+                        kid=[kernel_inception_distance(r, f, feature) for r, f in pairs],
+                        n_boot=a.n_boot, confidence=a.confidence, bootstrap_seed=a.bootstrap_seed)
     write_json(a.out, row)
-    log.info("%s: accuracy %.3f, judge %.3f, fooled %.3f, FID %.3f, KID %.4f (%s, %d seeds x n=%d)", a.samples,
-             row["accuracy"], row["judge_accuracy"], row["fooled"], row["fid"], row["kid"], feature_name,
-             len(per_seed), n)
+    log.info("%s: accuracy %.3f, judge %.3f, fooled %.3f, FID %.3f, KID %.4f (%s, %d replicates x %d seeds x n=%d)",
+             row["samples"], row["accuracy"], row["judge_accuracy"], row["fooled"], row["fid"], row["kid"],
+             feature_name, row["replicates"], row["seeds"], n)
 
 
 def cmd_ddpm_quality(a):
@@ -288,7 +276,7 @@ def cmd_ddpm_quality(a):
     if list(meta["classes"]) != classes:
         raise ValueError(f"judge {a.judge} knows classes {meta['classes']}, the data set {a.data} {classes}")
     # FID features on the CPU, as `evaluate` computes them; a copy of the judge, so it stays on device
-    feature, feature_name = feature_network(a.features, classifier=load_classifier(a.judge)[0])
+    feature, feature_name = feature_network("features", classifier=load_classifier(a.feature_classifier or a.judge)[0])
     # the real sets and their real-vs-real FID are the same for every snapshot: drawn once
     reference = RealReference.draw(image_features(data["train_images"], feature), len(a.seeds) * a.num_samples,
                                    a.real_draws)
@@ -429,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lr", type=float, default=2e-3)
     s.add_argument("--patience", type=_positive, default=5, help="early stopping patience in epochs")
     s.add_argument("--architecture", default="mobilenet_v3_small",
-                   choices=["mobilenet_v3_small", "shufflenet_v2_x0_5"], help="torchvision architecture")
+                   choices=["mobilenet_v3_small", "shufflenet_v2_x0_5", "resnet18"], help="torchvision architecture")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     s.set_defaults(func=cmd_train_classifier)
@@ -450,8 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--file", required=True,
                    help="TorchScript (torch.jit.save; images (N, 3, S, S) in [-1, 1] -> logits (N, C), classes "
                    "in the data set's label order) or a GradCheck classifier file (architecture + state dict)")
-    s.add_argument("--role", required=True, choices=["robust", "nonrobust", "judge"],
-                   help="what it is used as; a judge must also give pooled features for FID")
+    s.add_argument("--role", required=True, choices=["robust", "nonrobust", "judge", "features"],
+                   help="what it is used as; the FID feature network (features) must also give pooled features")
     s.add_argument("--data", required=True, help="data set .npz: classes, image size and validation images")
     s.add_argument("--out", required=True, help="output classifier (.pt), loaded as a trained one is")
     s.add_argument("--report", required=True, help="output JSON with clean and noisy validation accuracy")
@@ -492,14 +480,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_sample)
 
     s = sub.add_parser("evaluate", help="accuracy (guide and judge), FID and KID of one cell, with bootstrap CIs")
-    s.add_argument("--samples", required=True, help=".npz from sample")
-    s.add_argument("--classifier", required=True, help="the guiding classifier (.pt), for accuracy")
+    s.add_argument("--samples", nargs="+", required=True,
+                   help=".npz from sample: one per training replicate of the cell, in replicate order")
+    s.add_argument("--classifier", nargs="+", required=True,
+                   help="the guiding classifier (.pt) of each replicate, in the same order (one: every replicate's)")
     s.add_argument("--judge", required=True, help="the independent judge classifier (.pt), never guiding")
     s.add_argument("--label", help="name of the guiding classifier in the table (default: file stem)")
     s.add_argument("--data", required=True, help="SportBalls .npz: the real target-class images")
     s.add_argument("--n", type=_positive, help="images per side and seed for FID and KID (default: samples per seed)")
-    s.add_argument("--features", choices=["inception", "judge", "sportballs"], required=True,
-                   help="FID/KID features: Inception-v3 (weights on disk) or a SportBalls classifier")
+    s.add_argument("--features", choices=["inception", "features"], required=True,
+                   help="FID/KID features: Inception-v3 (weights on disk) or the pooled features of --feature-classifier")
     s.add_argument("--inception-weights", help="torch-fidelity Inception-v3 weights (.pth)")
     s.add_argument("--feature-classifier", help="classifier (.pt) whose pooled features FID and KID use")
     s.add_argument("--n-boot", type=_positive, default=1000, help="bootstrap replicates for the intervals")
@@ -518,8 +508,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=_positive, default=96, help="does not change the samples")
     s.add_argument("--steps", type=_steps, help="respaced sampling steps, or 'all' (default)")
     s.add_argument("--unet-dtype", choices=["float32", "bfloat16", "float16"], default="float32")
-    s.add_argument("--features", choices=["judge", "sportballs"], default="sportballs",
-                   help="the name of the judge's pooled features in the CSV (sportballs: its former name)")
+    s.add_argument("--feature-classifier",
+                   help="classifier (.pt) whose pooled features the FID uses (default: the judge's, where FID's "
+                   "features are Inception's, which ddpm-quality does not load)")
     s.add_argument("--real-draws", type=_positive, default=5,
                    help="random draws of the real sets that both FIDs are averaged over")
     s.add_argument("--confidence", type=_confidence, default=0.95, help="confidence level of the class shares' intervals")

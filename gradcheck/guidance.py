@@ -1,6 +1,6 @@
 """Classifier-guided DDPM sampling with the paper's stabilisers, and its gradient trace.
 
-Equations (numbers as in DESIGN.md):
+Equations (numbers as in docs/method.md):
   (1) mu~ = mu_theta(x_t, t) + s * sigma_t^2 * g,   g = grad_{x_t} log p_phi(y | x_in)
   (2) g <- g * ||eps|| / ||g||                       per sample (``normalise``)
   (3) x_in = x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t)   (or x_in = x_t)
@@ -8,8 +8,7 @@ Equations (numbers as in DESIGN.md):
       or, as a further stabiliser, an EMA (momentum) of g with decay beta: g <- m_hat
   (5) cosine(g_k, g_{k-1}) per sample, for every sampling step k
 
-The defaults are DESIGN.md's choices. The settings that the authors' public code makes
-differently are options, so that a study can measure each: the raw target logit as the
+The settings that the authors' public code makes differently from the equations are options, so that a study can measure each: the raw target logit as the
 objective instead of log p; x0_hat clipped to [-1, 1] as diffusers' ``pred_original_sample``
 (the gradient then flows only through unclipped pixels); no normalisation (2); ADAM's eps
 and moments without bias correction. The UNet runs in the dtype of its parameters (cast it

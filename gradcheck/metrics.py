@@ -2,7 +2,8 @@
 
 FID needs a feature network. Standard FID uses Inception-v3 weights, which must be on
 disk here (nothing is downloaded at run time). Without them, the pooled features of a
-SportBalls classifier that the pipeline trains itself are used instead. The choice is
+classifier that the pipeline trains itself for this alone (never the judge, which scores, nor a
+guide) are used instead. The choice is
 explicit and recorded with every number: there is no silent fallback.
 """
 
@@ -20,12 +21,12 @@ from torchmetrics.image.kid import KernelInceptionDistance
 from .checkpoint import CheckpointError
 from .classifier import pooled_feature_extractor
 
-FEATURE_SOURCES = ("inception", "judge", "sportballs")  # sportballs: judge under its former name
+FEATURE_SOURCES = ("inception", "features")  # features: a classifier's pooled features, never the judge's
 
 
 class PooledClassifierFeatures(torch.nn.Module):
-    """The globally pooled last feature map of a SportBalls classifier (576-d for
-    MobileNetV3-small, 1024-d for ShuffleNetV2).
+    """The globally pooled last feature map of a classifier (576-d for MobileNetV3-small,
+    1024-d for ShuffleNetV2, 512-d for ResNet-18).
 
     Takes uint8 NCHW images, the same input as torchmetrics' Inception, so the two
     feature sources are interchangeable in :func:`frechet_distance`.
@@ -49,7 +50,7 @@ def feature_network(source: str, *, inception_weights: str | os.PathLike | None 
         if not inception_weights or not Path(inception_weights).is_file():
             raise CheckpointError(
                 f"FID features 'inception' need Inception-v3 weights on disk (torch-fidelity format); "
-                f"not found: {inception_weights!r}. Set metrics.inception_weights or use features 'judge'."
+                f"not found: {inception_weights!r}. Set metrics.inception_weights or use features 'features'."
             )
         from torchmetrics.image.fid import NoTrainInceptionV3
 
@@ -58,11 +59,11 @@ def feature_network(source: str, *, inception_weights: str | os.PathLike | None 
                                  feature_extractor_weights_path=str(inception_weights))
         net.num_features = 2048
         return net, "inception-v3-pool3-2048"
-    if source in ("judge", "sportballs"):
+    if source == "features":
         if classifier is None:
-            raise ValueError(f"FID features {source!r} need the feature classifier")
+            raise ValueError("FID features 'features' need the feature classifier")
         net = PooledClassifierFeatures(classifier)
-        return net, f"{source}-{net.architecture}-pool-{net.num_features}"
+        return net, f"features-{net.architecture}-pool-{net.num_features}"
     raise ValueError(f"unknown FID feature source {source!r}; choose one of {FEATURE_SOURCES}")
 
 

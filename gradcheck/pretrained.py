@@ -31,7 +31,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-ROLES = ("robust", "nonrobust", "judge")
+ROLES = ("robust", "nonrobust", "judge", "features")
 FORMATS = ("torchscript", "gradcheck")
 PRETRAINED_JSON = "pretrained.json"  # in a brought DDPM directory, where a trained one has training.json
 PRETRAINED_MODE = "pretrained"       # the mode of a brought classifier, in its file and its report
@@ -373,7 +373,7 @@ def _check(path, classes, image_size: int, role: str):
                          f"all-zero images")
     info = {"path": str(path), "format": fmt, "role": role, "classes": len(classes), "image_size": image_size,
             "architecture": architecture, "parameters": sum(p.numel() for p in model.parameters())}
-    if role == "judge":
+    if role == "features":
         try:
             body, width = pooled_feature_extractor(model)
             with torch.no_grad():
@@ -381,8 +381,8 @@ def _check(path, classes, image_size: int, role: str):
             if tuple(features.shape) != (2, width) or not torch.isfinite(features).all():
                 raise TypeError(f"pooled features of shape {tuple(features.shape)}, expected (2, {width})")
         except Exception as exc:
-            raise ValueError(f"judge {path}: FID and KID use the judge's pooled features, which GradCheck finds in "
-                             f"torchvision's MobileNetV3 and ShuffleNetV2 only ({exc}); bring the judge in format "
+            raise ValueError(f"feature network {path}: FID and KID use its pooled features, which GradCheck finds in "
+                             f"torchvision's MobileNetV3, ShuffleNetV2 and ResNet only ({exc}); bring it in format "
                              f"(b), a torchvision architecture name plus a state dict (as gradcheck.classifier."
                              f"save_classifier writes)") from None
         info["features"] = width
@@ -394,9 +394,9 @@ def check_classifier_file(path: str | os.PathLike, classes, image_size: int, rol
 
     Loads it, runs it on ``torch.zeros(2, 3, image_size, image_size)`` and checks for (2, C)
     finite logits, C = len(classes); a GradCheck file must also name the same classes in the
-    same order and the same image size; a judge must have pooled features for FID. Raises
-    ValueError naming the file and the mismatch. Returns {"format", "classes" (their number),
-    "image_size", "architecture", "parameters", "role", "path"} (+ "features" for a judge).
+    same order and the same image size; the FID feature network (role 'features') must have pooled
+    features. Raises ValueError naming the file and the mismatch. Returns {"format", "classes" (their
+    number), "image_size", "architecture", "parameters", "role", "path"} (+ "features" for role 'features').
     """
     return _check(path, classes, image_size, role)[1]
 

@@ -13,11 +13,12 @@ def cmd_table(a):
     write_table(load_cells(a.metrics), a.out)
 
 
-def _cell(path) -> dict:
-    """A sample file's settings and trace, as the figures want them."""
-    from .samples import load_samples
+def _cell(group: str) -> dict:
+    """A cell's settings and trace, as the figures want them: ``group`` is its sample files, one per
+    training replicate, joined by commas (every replicate's samples are drawn together)."""
+    from .samples import load_replicates
 
-    s = load_samples(path)
+    s = load_replicates(group.split(","))
     settings = s["record"]["settings"]
     return {"x0": settings["x0_hat"], "stabiliser": settings["stabiliser"], "timesteps": s["timesteps"],
             "images": s["images"], "trace": s}
@@ -57,10 +58,14 @@ def cmd_trace(a):
 
 
 def cmd_grid(a):
+    import numpy as np
+
     from .plots import sample_grid
     from .samples import load_samples
 
-    sample_grid(load_samples(a.samples)["images"][: a.max_images], a.out, zoom=a.zoom)
+    # an equal share of the grid from every training replicate's file
+    share = max(1, a.max_images // len(a.samples))
+    sample_grid(np.concatenate([load_samples(p)["images"][:share] for p in a.samples]), a.out, zoom=a.zoom)
 
 
 def cmd_panel(a):
@@ -107,11 +112,23 @@ def _read_table(path):
 
 
 def cmd_findings(a):
+    import sys
+
+    import pandas as pd
+
     from .atomic import write_text
-    from .findings import check_claims, render
+    from .findings import check_claims, instrument_check, read_cells, render
 
     frame = _read_table(a.table)
-    text = render(check_claims(frame), frame, a.table)
+    try:
+        classifiers = pd.read_csv(a.classifiers)
+    except (OSError, pd.errors.ParserError) as exc:
+        raise ValueError(f"classifier summary {a.classifiers} unreadable: {exc}") from exc
+    instruments = instrument_check(classifiers, a.fit_accuracy)
+    for warning in instruments["warnings"]:
+        print(f"gradcheck findings: WARNING: {warning}", file=sys.stderr)
+    claims = check_claims(frame, read_cells(a.metrics), n_boot=a.n_boot)
+    text = render(claims, frame, a.table, instruments)
     if a.sensitivity:
         from . import sensitivity
 
@@ -135,6 +152,64 @@ def cmd_sensitivity(a):
     sensitivity_figure(frame, sensitivity.HEADLINE, sensitivity.PAPER_HEADLINE, a.figure, a.title)
 
 
+def cmd_ddpm_summary(a):
+    import pandas as pd
+
+    from .atomic import atomic_path
+    from .plots import ddpm_quality_figure
+
+    frames = []
+    for replicate, path in enumerate(a.csv):
+        try:
+            frames.append(pd.read_csv(path).assign(replicate=replicate))
+        except (OSError, pd.errors.ParserError) as exc:
+            raise ValueError(f"DDPM quality {path} unreadable: {exc}") from exc
+    frame = pd.concat(frames, ignore_index=True)
+    frame = frame[["replicate"] + [c for c in frame.columns if c != "replicate"]]
+    with atomic_path(a.out) as tmp:
+        frame.to_csv(tmp, index=False)
+    brought = frame["step"].isna().all()
+    what = "brought DDPM (no training curve)" if brought else f"unconditional DDPM over training, {len(a.csv)} replicate(s)"
+    ddpm_quality_figure(frame, a.figure, f"{what}: {int(frame['samples'].iloc[0])} unguided samples each "
+                        f"at s = 0 ({frame['features'].iloc[0]} features)")
+
+
+def cmd_replicates(a):
+    import pandas as pd
+
+    from .findings import cell_name
+    from .plots import replicate_figure
+    from .table import CLASSIFIER_ORDER, read_cell, stabiliser_order
+
+    cells = sorted((read_cell(p, needs="per_replicate") for p in a.metrics), key=lambda c: (CLASSIFIER_ORDER.get(c["classifier"], 9), c["x0"],
+                                                         stabiliser_order(c["stabiliser"])))
+    shown = ("judge_accuracy", "judge_accuracy_low", "judge_accuracy_high", "accuracy", "accuracy_low", "accuracy_high")
+    labels = [cell_name((c["classifier"], c["x0"], c["stabiliser"])) for c in cells]
+    pooled = pd.DataFrame([{"label": label, **{k: c[k] for k in shown}} for label, c in zip(labels, cells)])
+    per_replicate = pd.DataFrame([{"label": label, **r} for label, c in zip(labels, cells) for r in c["per_replicate"]])
+    replicate_figure(pooled, per_replicate, a.out, a.title)
+
+
+def cmd_headline(a):
+    import pandas as pd
+
+    from .plots import headline_fid_figure
+    from .sensitivity import PAPER_HEADLINE
+    from .table import read_cell
+
+    cell = read_cell(a.metrics, needs="per_replicate")
+    ddpm = pd.read_csv(a.ddpm)
+    final = ddpm[ddpm["final"].astype(str).str.lower() == "true"].set_index("replicate")
+    points = [{"label": f"replicate {r['replicate']}", "source": "this run",
+               "fid_ratio": float(final.loc[r["replicate"], "fid_ratio"]), "judge_accuracy": r["judge_accuracy"],
+               "judge_accuracy_low": float("nan"), "judge_accuracy_high": float("nan")} for r in cell["per_replicate"]]
+    frame = pd.DataFrame(points)
+    if a.earlier:
+        frame = pd.concat([frame, pd.read_csv(a.earlier)[list(frame.columns)]], ignore_index=True)
+    headline_fid_figure(frame, a.out, paper=PAPER_HEADLINE,
+                        title=f"headline cell (non-robust, x0-hat + ADAM, s = {cell['scale']:g}) against DDPM quality")
+
+
 def cmd_record(a):
     from .atomic import write_json
     from .provenance import run_record
@@ -143,7 +218,13 @@ def cmd_record(a):
         config = json.loads(a.config_json)
     except json.JSONDecodeError as exc:
         raise ValueError(f"--config-json is not JSON: {exc}") from exc
-    write_json(a.out, run_record(config, a.repo, a.jobs, dict(_name_path_pairs(a.models, "--models"))))
+    record = run_record(config, a.repo, a.jobs, dict(_name_path_pairs(a.models, "--models")))
+    if a.replicates_json:
+        try:
+            record["replicates"] = json.loads(a.replicates_json)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--replicates-json is not JSON: {exc}") from exc
+    write_json(a.out, record)
 
 
 def add_report_commands(sub: argparse._SubParsersAction) -> None:
@@ -153,14 +234,16 @@ def add_report_commands(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_table)
 
     s = sub.add_parser("figure-cosine", help="consecutive-step cosine of several cells in one panel")
-    s.add_argument("--samples", nargs="+", required=True, help="sample files, one line each")
+    s.add_argument("--samples", nargs="+", required=True,
+                   help="one line each: a cell's sample files (one per training replicate) joined by commas")
     s.add_argument("--labels", nargs="+", required=True, help="legend labels, one per file")
     s.add_argument("--title", default="", help="figure title")
     s.add_argument("--out", required=True, help="output PNG")
     s.set_defaults(func=cmd_cosine)
 
     s = sub.add_parser("figure-trace", help="a gradient-trace quantity over time, a panel per classifier and input")
-    s.add_argument("--samples", nargs="+", required=True, help="sample files, one line each")
+    s.add_argument("--samples", nargs="+", required=True,
+                   help="one line each: a cell's sample files (one per training replicate) joined by commas")
     s.add_argument("--classifiers", nargs="+", required=True, help="the guiding classifier of each file")
     s.add_argument("--quantity", required=True, choices=["cosine", "grad_norm", "eps_cosine", "judge_confidence"])
     s.add_argument("--title", default="", help="figure title")
@@ -168,14 +251,16 @@ def add_report_commands(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_trace)
 
     s = sub.add_parser("figure-grid", help="grid of one cell's samples")
-    s.add_argument("--samples", required=True)
+    s.add_argument("--samples", nargs="+", required=True,
+                   help="the cell's sample files, one per training replicate: an equal share of the grid each")
     s.add_argument("--max-images", type=int, default=64)
     s.add_argument("--zoom", type=int, default=2, help="nearest-neighbour upscaling")
     s.add_argument("--out", required=True, help="output PNG")
     s.set_defaults(func=cmd_grid)
 
     s = sub.add_parser("figure-panel", help="first samples of several variants side by side")
-    s.add_argument("--samples", nargs="+", required=True, help="sample files, one panel each")
+    s.add_argument("--samples", nargs="+", required=True,
+                   help="one panel each: a cell's sample files (one per training replicate) joined by commas")
     s.add_argument("--title", default="")
     s.add_argument("--out", required=True, help="output PNG")
     s.set_defaults(func=cmd_panel)
@@ -188,6 +273,13 @@ def add_report_commands(sub: argparse._SubParsersAction) -> None:
 
     s = sub.add_parser("findings", help="the paper's claims with measured numbers, intervals and verdicts")
     s.add_argument("--table", required=True, help="Table 1 CSV from `table`")
+    s.add_argument("--metrics", nargs="+", required=True,
+                   help="the grid cells' JSON files from evaluate: their per-sample outcomes give the paired verdicts")
+    s.add_argument("--classifiers", required=True,
+                   help="classifiers.csv from figure-classifiers: the instrument check of the judge and the guides")
+    s.add_argument("--fit-accuracy", type=float, default=0.9,
+                   help="clean validation accuracy below which a classifier is unfit and its verdicts are marked")
+    s.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates of the paired differences")
     s.add_argument("--sensitivity", help="sensitivity CSV from `sensitivity`: adds its section")
     s.add_argument("--out", required=True, help="output Markdown")
     s.set_defaults(func=cmd_findings)
@@ -211,8 +303,29 @@ def add_report_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--models", nargs="*", default=[], metavar="NAME=PATH",
                    help="models the run used (DDPM directory, classifier .pt): each is recorded with its content "
                    "hash and whether it was trained or brought (and from where)")
+    s.add_argument("--replicates-json", help="JSON: every training replicate's seeds, recorded as they were used")
     s.add_argument("--out", required=True, help="output JSON")
     s.set_defaults(func=cmd_record)
+
+    s = sub.add_parser("ddpm-summary", help="results/ddpm.csv and its figure from every replicate's ddpm-quality CSV")
+    s.add_argument("--csv", nargs="+", required=True, help="ddpm-quality CSVs, one per training replicate, in order")
+    s.add_argument("--out", required=True, help="output CSV: the rows of all, with a replicate column")
+    s.add_argument("--figure", required=True, help="output PNG: FID ratio and class mix against training step")
+    s.set_defaults(func=cmd_ddpm_summary)
+
+    s = sub.add_parser("figure-replicates", help="every training replicate's judge accuracy per cell, beside the pooled one")
+    s.add_argument("--metrics", nargs="+", required=True, help="per-cell JSON files from evaluate")
+    s.add_argument("--title", default="")
+    s.add_argument("--out", required=True, help="output PNG")
+    s.set_defaults(func=cmd_replicates)
+
+    s = sub.add_parser("figure-headline", help="the headline cell's judge accuracy against each DDPM's FID ratio")
+    s.add_argument("--metrics", required=True, help="the headline cell's JSON from evaluate (non-robust, x0-hat + ADAM)")
+    s.add_argument("--ddpm", required=True, help="results/ddpm.csv from ddpm-summary: each replicate's FID ratio")
+    s.add_argument("--earlier", help="CSV of earlier DDPMs' headline cells (label, source, fid_ratio, judge_accuracy, "
+                   "judge_accuracy_low, judge_accuracy_high), drawn hollow")
+    s.add_argument("--out", required=True, help="output PNG")
+    s.set_defaults(func=cmd_headline)
 
     s = sub.add_parser("figure-classifiers", help="clean and noisy validation accuracy of the classifiers")
     s.add_argument("--report", nargs="+", required=True, help="NAME=PATH of train-classifier reports")

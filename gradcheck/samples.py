@@ -28,3 +28,29 @@ def load_samples(path: str | os.PathLike) -> dict:
         raise ValueError(f"samples file {path} is corrupt: {exc}") from exc
     out["record"] = json.loads(str(out["record"]))
     return out
+
+
+# per-sample arrays with the samples on axis 0 (images, seeds) or on axis 1 (the trace: steps x samples)
+_SAMPLE_AXIS = {"images": 0, "seeds": 0, "seed_index": 0, "cosine": 1, "grad_norm": 1, "term_norm": 1,
+                "eps_cosine": 1, "judge_confidence": 1}
+
+
+def load_replicates(paths: list[str | os.PathLike]) -> dict:
+    """One cell's samples from every training replicate (``paths`` in replicate order), concatenated.
+
+    Adds ``replicate`` (the position of each sample's file in ``paths``) and ``records`` (each file's
+    record); ``record`` is the first file's. The files must be the same cell: the same settings and steps.
+    """
+    if not paths:
+        raise ValueError("no samples files given")
+    loaded = [load_samples(p) for p in paths]
+    first = loaded[0]
+    for path, other in zip(paths[1:], loaded[1:]):
+        if other["record"]["settings"] != first["record"]["settings"]:
+            raise ValueError(f"{path} is not the same cell as {paths[0]}: its guidance settings differ")
+        if not np.array_equal(other["timesteps"], first["timesteps"]):
+            raise ValueError(f"{path} samples other timesteps than {paths[0]}")
+    out = {key: np.concatenate([s[key] for s in loaded], axis=axis) for key, axis in _SAMPLE_AXIS.items()}
+    out["replicate"] = np.concatenate([np.full(len(s["seeds"]), r) for r, s in enumerate(loaded)])
+    out["timesteps"], out["record"], out["records"] = first["timesteps"], first["record"], [s["record"] for s in loaded]
+    return out

@@ -1,10 +1,11 @@
 """The sensitivity study: which setting moves the paper's headline cell, and by how much.
 
 Every variant changes one setting of the default experiment (or all of them at once) and
-samples the same cells from the same seeds, so sample i of seed s differs between two
-variants only through the settings. A variant's effect on a cell is therefore measured
+samples the same cells from the same seeds, so sample i of seed s of replicate r differs between
+two variants only through the settings. A variant's effect on a cell is therefore measured
 pairwise: the per-sample differences of "called the target" (0/1) get a hierarchical
-bootstrap interval over seeds and samples, much tighter than comparing two intervals.
+bootstrap interval over replicates, seeds and samples (gradcheck.stats.paired_difference, as the
+findings' verdicts), much tighter than comparing two intervals.
 
 The verdict of a factor follows from that interval alone: it moves the cell towards the
 paper when the whole interval of the change in judge accuracy is above zero, away when
@@ -13,15 +14,12 @@ it is below, and "no measurable effect" when it contains zero.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from .findings import ACCURACY_MARGIN, HOLDS, Estimate, approaches, cell_name
-from .stats import hierarchical_bootstrap, mean_statistic
-from .table import METRICS, stabiliser_order
+from .stats import paired_difference
+from .table import METRICS, read_cell, stabiliser_order
 
 # The paper's Table 1: non-robust classifier, x0-hat + ADAM, accuracy under its guide.
 PAPER_HEADLINE = 0.8594
@@ -32,23 +30,14 @@ CELL_KEYS = ["classifier", "x0", "stabiliser"]
 TOWARDS, AWAY, NO_EFFECT = "towards the paper", "away from the paper", "no measurable effect"
 
 
-def _read(path: str) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"cell metrics {path} unreadable: {exc}") from exc
-
-
 def _paired_change(row: dict, base: dict, outcome: str, n_boot: int, confidence: float) -> dict:
     """Mean per-sample change of ``outcome`` (guide or judge says target) from base to row."""
     a, b = row["per_sample"], base["per_sample"]
-    if a["seed_index"] != b["seed_index"]:
-        raise ValueError(f"{row['samples']} and {base['samples']} were not sampled from the same seeds; "
-                         "a sensitivity study compares cells sample by sample")
-    diff = np.asarray(a[outcome], float) - np.asarray(b[outcome], float)
-    seeds = np.asarray(a["seed_index"])
-    ci = hierarchical_bootstrap([(diff[seeds == s],) for s in np.unique(seeds)], mean_statistic,
-                                n_boot=n_boot, confidence=confidence)
+    if a["seed_index"] != b["seed_index"] or a.get("replicate") != b.get("replicate"):
+        raise ValueError(f"{row['samples']} and {base['samples']} were not sampled from the same replicates and "
+                         "seeds; a sensitivity study compares cells sample by sample")
+    ci = paired_difference(a[outcome], b[outcome], a["seed_index"], a.get("replicate"), n_boot=n_boot,
+                           confidence=confidence)
     return {"value": ci.estimate, "low": ci.low, "high": ci.high}
 
 
@@ -65,9 +54,7 @@ def build_table(entries: list[tuple[str, str]], changes: dict[str, dict], combin
     for variant, path in entries:
         if variant not in changes:
             raise ValueError(f"variant {variant!r} of {path} has no entry in the variants' changes")
-        row = _read(path)
-        if "per_sample" not in row:
-            raise ValueError(f"{path} has no per-sample outcomes; rerun `gradcheck evaluate` on it")
+        row = read_cell(path, needs="per_sample")
         rows.append({"variant": variant, **row})
     defaults = {tuple(r[k] for k in CELL_KEYS): r for r in rows if r["variant"] == DEFAULT}
     if not defaults:
@@ -108,7 +95,7 @@ def _describe(change: dict) -> str:
             return str(value).lower()
         return f"{value:g}" if isinstance(value, (int, float)) else str(value)
     flat = {k: v for section in change.values() for k, v in section.items()}
-    return ", ".join(f"{k}={show(v)}" for k, v in flat.items()) or "(DESIGN.md's settings)"
+    return ", ".join(f"{k}={show(v)}" for k, v in flat.items()) or "(the configured settings)"
 
 
 def _estimate(row: pd.Series, column: str) -> Estimate:
@@ -144,7 +131,7 @@ def render(frame: pd.DataFrame, source: str) -> str:
         "## Sensitivity: why the paper's headline cell differs",
         "",
         f"Generated from `{source}`. The paper's non-robust x0-hat + ADAM cell reaches "
-        f"{PAPER_HEADLINE:.1%} accuracy under its guide; with DESIGN.md's settings this run gives "
+        f"{PAPER_HEADLINE:.1%} accuracy under its guide; with the configured settings this run gives "
         f"{_estimate(base, 'accuracy').show(100)}% under the guide and "
         f"{_estimate(base, 'judge_accuracy').show(100)}% under the judge (s = {base['scale']:g}, "
         f"{first['samples_per_seed']} samples x {first['seeds']} seeds per cell). Each variant changes the "

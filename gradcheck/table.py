@@ -1,6 +1,7 @@
 """Table 1: one row per (classifier, x0, stabiliser, scale) cell, as CSV, Markdown and LaTeX.
 
-Every metric is a mean over samples and sampling seeds with its bootstrap interval, kept
+Every metric is a mean over training replicates, sampling seeds and samples with its
+hierarchical bootstrap interval, kept
 as three columns (``m``, ``m_low``, ``m_high``) in the CSV and shown as ``m [low, high]``.
 """
 
@@ -15,8 +16,8 @@ import pandas as pd
 from .atomic import write_text
 
 KEYS = ["classifier", "x0", "stabiliser", "adam", "scale"]
-METRICS = ["accuracy", "judge_accuracy", "fooled", "fid", "kid", "cosine_mean"]
-INFO = ["n", "seeds", "samples_per_seed", "features", "target", "confidence"]
+METRICS = ["accuracy", "judge_accuracy", "fooled", "fid", "kid", "cosine_mean", "cosine_late"]
+INFO = ["replicates", "n", "seeds", "samples_per_seed", "features", "target", "confidence"]
 COLUMNS = KEYS + [c for m in METRICS for c in (m, f"{m}_low", f"{m}_high")] + INFO
 CLASSIFIER_ORDER = {"robust": 0, "nonrobust": 1}
 
@@ -26,14 +27,19 @@ def stabiliser_order(name: str) -> tuple:
     return (0, 0.0) if name == "none" else (1, 0.0) if name == "adam" else (2, float(name[3:]))
 
 
+def read_cell(path: str | os.PathLike, needs: str | None = None) -> dict:
+    """One cell's metrics JSON from `gradcheck evaluate`; ``needs``: a key it must have (named if missing)."""
+    try:
+        row = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cell metrics {path} unreadable: {exc}") from exc
+    if needs and needs not in row:
+        raise ValueError(f"{path} has no {needs!r}; rerun `gradcheck evaluate` on it")
+    return row
+
+
 def load_cells(paths: list[str | os.PathLike]) -> pd.DataFrame:
-    rows = []
-    for path in paths:
-        try:
-            rows.append(json.loads(Path(path).read_text()))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"cell metrics {path} unreadable: {exc}") from exc
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame([read_cell(path) for path in paths])
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"cell metrics lack columns {missing}")
@@ -64,6 +70,7 @@ def pretty(frame: pd.DataFrame) -> pd.DataFrame:
     shown["FID"] = _with_interval(frame, "fid", "{:.2f}")
     shown["KID x1000"] = _with_interval(frame, "kid", "{:.2f}", 1000)
     shown["cosine"] = _with_interval(frame, "cosine_mean", "{:.3f}")
+    shown["cosine, last quarter"] = _with_interval(frame, "cosine_late", "{:.3f}")
     return shown
 
 
@@ -76,11 +83,13 @@ def write_table(frame: pd.DataFrame, csv_path: str | os.PathLike) -> None:
     write_text(csv_path, out.to_csv(index=False))
     first = frame.iloc[0]
     features = ", ".join(sorted(frame["features"].unique()))
-    note = (f"\n\nEach value: mean over {first['samples_per_seed']} samples x {first['seeds']} sampling seeds, "
-            f"[{first['confidence']:.0%} bootstrap interval over seeds and samples]. Accuracy (guide): the "
+    note = (f"\n\nEach value: mean over {first['replicates']} training replicate(s) x {first['seeds']} sampling "
+            f"seed(s) x {first['samples_per_seed']} samples, [{first['confidence']:.0%} hierarchical bootstrap interval "
+            f"over replicates, seeds and samples]. Accuracy (guide): the "
             f"guiding classifier calls the sample '{first['target']}'; accuracy (judge): an independent classifier, "
             f"never used for guidance, does; fooled: the guide does and the judge does not. FID and KID: "
             f"{first['n']} samples against {first['n']} training images of class '{first['target']}' per seed (mean over "
-            f"seeds), on {features} features. cosine: consecutive-step cosine of the guidance direction.\n")
+            f"seeds), on {features} features. cosine: consecutive-step cosine of the guidance direction, over all steps and "
+            f"over the last quarter of them.\n")
     write_text(csv_path.with_suffix(".md"), pretty(frame).to_markdown(index=False, disable_numparse=True) + note)
     write_text(csv_path.with_suffix(".tex"), pretty(frame).to_latex(index=False, escape=True))

@@ -74,13 +74,31 @@ def _check_config(cfg):
     if fid_n > cfg["sampling"]["num_samples"]:
         raise ValueError(f"config: metrics.fid_n ({fid_n}) exceeds sampling.num_samples")
     n_seeds, n_real = len(cfg["sampling"]["seeds"]), counts[target][0]
-    if fid_n * n_seeds > n_real:
+    replicates = cfg["replicates"]
+    if isinstance(replicates, bool) or not isinstance(replicates, int):  # the schema takes 3.0 for an integer
+        raise ValueError(f"config: replicates must be a whole number of training replicates (1 or more), got {replicates!r}")
+    if fid_n * n_seeds * replicates > n_real:
         have = ("data.train_per_class" if cfg["data"]["source"] == "sportballs"
                 else f"the {n_real} training images of class {target!r}")
         raise ValueError(
-            f"config: metrics.fid_n ({fid_n}) x {n_seeds} sampling.seeds exceeds {have} "
-            f"({n_real}): every seed needs its own real images"
+            f"config: metrics.fid_n ({fid_n}) x {n_seeds} sampling.seeds x {replicates} replicates exceeds {have} "
+            f"({n_real}): every seed of every replicate needs its own real images"
         )
+    for key, seeds in (("sampling.seeds", cfg["sampling"]["seeds"]),
+                       ("sensitivity.seeds", (cfg.get("sensitivity") or {}).get("seeds") or [])):
+        drawn = [s for r in range(replicates) for s in replicate_seeds(seeds, r)]
+        if len(set(drawn)) != len(drawn):
+            raise ValueError(f"config: {key} {seeds} overlap across the {replicates} replicates, which add "
+                             f"{REPLICATE_STRIDE} x r to every seed; keep the seeds below {REPLICATE_STRIDE}")
+    features = cfg["classifiers"].get("features") or {}
+    if features.get("pretrained") and features["pretrained"] == brought("judge", cfg):
+        raise ValueError("config: classifiers.features.pretrained is the judge's file: the FID features must come "
+                         "from another network than the judge, which only scores")
+    seeds = cfg["classifiers"]["seeds"]
+    if (not features.get("pretrained") and not brought("judge", cfg) and seeds["features"] == seeds["judge"]
+            and cfg["classifiers"]["features_architecture"] == cfg["classifiers"]["judge_architecture"]):
+        raise ValueError("config: classifiers.seeds.features equals classifiers.seeds.judge with the same "
+                         "architecture (classifiers.features_architecture): the FID feature network would be the judge")
     if sweep_variant(cfg) not in study_variants(cfg):
         raise ValueError(f"config: sensitivity.sweep.variant {sweep_variant(cfg)!r} is not a variant; "
                          f"choose one of {', '.join(study_variants(cfg))}")
@@ -89,8 +107,18 @@ def _check_config(cfg):
         raise ValueError("config: metrics.fid_features is 'inception' but metrics.inception_weights is not set")
 
 
+# Replicate r trains every model the study trains with seeds + REPLICATE_STRIDE x r and samples with
+# sampling seeds + REPLICATE_STRIDE x r: its own noise, so replicates are independent draws of the recipe.
+REPLICATE_STRIDE = 1000
+
+
+def replicate_seeds(seeds, replicate):
+    return [seed + REPLICATE_STRIDE * replicate for seed in seeds]
+
+
 def brought(name, cfg=config):
-    """The user's model that replaces training ``name`` ('ddpm', 'robust', 'nonrobust' or 'judge'), or None."""
+    """The user's model that replaces training ``name`` ('ddpm', 'robust', 'nonrobust', 'judge' or
+    'features'), or None."""
     if name == "ddpm":
         return cfg["ddpm"].get("pretrained")
     return (cfg["classifiers"].get(name) or {}).get("pretrained")
@@ -113,7 +141,7 @@ def _check_brought_models(cfg, classes):
                 key = "ddpm.pretrained" if model == "ddpm" else "classifiers.robust.pretrained"
                 raise ValueError(f"config: sensitivity variant {name!r} changes ddpm.timesteps to {settings['timesteps']}, "
                                  f"which needs a {model} trained for it, but {key} brings one for T = {timesteps}")
-    if not any(brought(model, cfg) for model in ("ddpm", "robust", "nonrobust", "judge")):
+    if not any(brought(model, cfg) for model in ("ddpm", "robust", "nonrobust", "judge", "features")):
         return
     from gradcheck.pretrained import check_classifier_file, check_ddpm_pipeline
 
@@ -122,9 +150,9 @@ def _check_brought_models(cfg, classes):
             check_ddpm_pipeline(brought("ddpm", cfg), size, timesteps, cfg["ddpm"]["scale_betas"])
         except ValueError as err:
             raise ValueError(f"config: ddpm.pretrained: {err}") from None
-    for model in ("robust", "nonrobust", "judge"):
+    for model in ("robust", "nonrobust", "judge", "features"):
         if brought(model, cfg):
-            try:  # role judge: its pooled features must be found (ddpm-quality's FID uses them always)
+            try:  # role features: its pooled features must be found (FID and KID use them)
                 check_classifier_file(brought(model, cfg), classes, size, model)
             except ValueError as err:
                 raise ValueError(f"config: classifiers.{model}.pretrained: {err}") from None
@@ -178,17 +206,71 @@ GIT_COMMIT = subprocess.run(
 ).stdout.strip()
 CELL = "{classifier}/x0-{x0}_{stabiliser}_s-{scale}"
 CELL_NAME = "{classifier}_x0-{x0}_{stabiliser}_s-{scale}"
+# One sampling job per cell and training replicate: replicate 0 has no suffix, replicate r ends in _r<r>.
+CELL_REP = CELL + "{rep}"
+REPLICATES = list(range(config["replicates"]))
 
 
 wildcard_constraints:
     classifier="robust|nonrobust",
-    model="robust|nonrobust|judge|robust_T[0-9]+",
-    ddpm=r"ddpm(_T[0-9]+)?",
+    model=r"(robust(_T[0-9]+)?|nonrobust)(_r[1-9][0-9]*)?|judge|features",
+    ddpm=r"ddpm(_T[0-9]+)?(_r[1-9][0-9]*)?",
+    rep=r"(_r[1-9][0-9]*)?",
     variant="[A-Za-z][A-Za-z0-9_.-]*",
     x0="true|false",
     stabiliser=r"none|adam|ema0\.[0-9]+",
     quantity="grad_norm|eps_cosine|judge_confidence",
     scale=r"[0-9]+(\.[0-9]+)?(e[-+]?[0-9]+)?",
+
+
+def rep_suffix(replicate):
+    return f"_r{replicate}" if replicate else ""
+
+
+def rep_index(suffix):
+    """'' -> 0, '_r2' -> 2: the replicate of a {rep} wildcard."""
+    return int(suffix[2:]) if suffix else 0
+
+
+def model_name(base, timesteps=None, replicate=0):
+    """The file name of a model: 'ddpm', 'ddpm_T25', 'robust_r1', 'robust_T25_r2', 'judge'.
+
+    Only the robust classifier and the DDPM see the noise schedule, so only they are trained once per T;
+    the judge and the FID feature network are instruments, and a brought model is not trained: neither is
+    replicated.
+    """
+    name = base
+    if base in ("ddpm", "robust") and timesteps not in (None, config["ddpm"]["timesteps"]):
+        name += f"_T{timesteps}"
+    if base in ("ddpm", "robust", "nonrobust") and not brought(base):
+        name += rep_suffix(replicate)
+    return name
+
+
+def parse_model(name):
+    """'robust_T25_r2' -> ('robust', 25, 2); T is config's where the name has none."""
+    base, *parts = name.split("_")
+    timesteps, replicate = config["ddpm"]["timesteps"], 0
+    for part in parts:
+        if part.startswith("T"):
+            timesteps = int(part[1:])
+        elif part.startswith("r"):
+            replicate = int(part[1:])
+    return base, timesteps, replicate
+
+
+def ddpm_path(timesteps, replicate=0):
+    return "results/models/" + model_name("ddpm", timesteps, replicate)
+
+
+def classifier_path(name, timesteps=None, replicate=0):
+    return f"results/models/{model_name(name, timesteps, replicate)}.pt"
+
+
+def replicate_files(pattern, wildcards, replicates=None):
+    """``pattern`` (with {rep}) filled in for every replicate, in replicate order."""
+    values = dict(wildcards.items())
+    return [pattern.format(**values, rep=rep_suffix(r)) for r in (REPLICATES if replicates is None else replicates)]
 
 
 def fmt_scale(scale):
@@ -234,18 +316,6 @@ def cli_flags(**options):
     return " ".join(parts)
 
 
-def ddpm_path(timesteps):
-    """The DDPM for T = timesteps: one training per T that the run asks for."""
-    return "results/models/ddpm" if timesteps == config["ddpm"]["timesteps"] else f"results/models/ddpm_T{timesteps}"
-
-
-def classifier_path(name, timesteps):
-    """Only the robust classifier sees the noise schedule, so only it is trained once per T."""
-    if name != "robust" or timesteps == config["ddpm"]["timesteps"]:
-        return f"results/models/{name}.pt"
-    return f"results/models/robust_T{timesteps}.pt"
-
-
 def relevant_settings(cell, settings):
     """The settings that can change a cell's samples, as CLI options of `gradcheck sample`.
 
@@ -278,11 +348,14 @@ def sample_flags(cell, settings, num_samples, seeds):
     )
 
 
+FEATURES = "results/models/features.pt"  # the FID feature network: never guides, never judges
+
+
 def fid_options(wildcards):
     metrics = config["metrics"]
     if metrics["fid_features"] == "inception":
         return f"--features inception --inception-weights {metrics['inception_weights']}"
-    return f"--features {metrics['fid_features']} --feature-classifier results/models/judge.pt"
+    return f"--features features --feature-classifier {FEATURES}"
 
 
 def all_outputs():
@@ -300,7 +373,11 @@ def all_outputs():
         "results/figures/ddpm_quality.png",
         "results/figures/scale_ablation.png",
         "results/run_record.json",
+        "results/figures/replicates.png",
     ]
+    grid = config["grid"]
+    if "nonrobust" in grid["classifiers"] and True in grid["x0"] and "adam" in grid["stabilisers"]:
+        outputs.append("results/figures/headline_vs_ddpm.png")
     outputs += expand("results/figures/trace_{quantity}.png", quantity=TRACE_QUANTITIES)
     outputs += expand("results/figures/cosine_{classifier}.png", classifier=config["grid"]["classifiers"])
     outputs += expand("results/figures/samples_{classifier}.png", classifier=config["grid"]["classifiers"])

@@ -10,8 +10,17 @@ TRACE_TITLES = {
 }
 
 
+SAMPLES = f"results/samples/{CELL_REP}.npz"
+
+
 def grid_samples(classifier=None):
-    return cell_paths(f"results/samples/{CELL}.npz", "grid", classifier)
+    """Every replicate's sample file of every grid cell (of one classifier)."""
+    return [path for c in cells("grid") if classifier in (None, c["classifier"]) for path in replicate_files(SAMPLES, c)]
+
+
+def grid_groups(classifier=None):
+    """One argument per grid cell: its replicates' sample files joined by commas, as the figures read them."""
+    return [",".join(replicate_files(SAMPLES, c)) for c in cells("grid") if classifier in (None, c["classifier"])]
 
 
 def grid_classifiers(classifier=None):
@@ -38,6 +47,8 @@ rule table1:
 rule findings:
     input:
         table=rules.table1.output.csv,
+        metrics=cell_paths(f"results/metrics/{CELL}.json", "grid"),  # per-sample outcomes: the paired verdicts
+        classifiers="results/classifiers.csv",  # the instrument check
         sensitivity=["results/sensitivity.csv"] if config.get("sensitivity") else [],
     output:
         report("results/findings.md", caption=CAPTIONS + "findings.rst", category="1. Table 1 and claims"),
@@ -45,13 +56,66 @@ rule findings:
         "results/logs/findings.log",
     benchmark:
         "results/benchmarks/findings.tsv"
+    conda:
+        ENV
     params:
         sensitivity=lambda w, input: f"--sensitivity {input.sensitivity}" if input.sensitivity else "",
+        flags=cli_flags(n_boot=config["metrics"]["n_boot"], fit_accuracy=config["metrics"]["fit_accuracy"]),
+    shell:
+        "python -m gradcheck findings --table {input.table} --metrics {input.metrics} "
+        "--classifiers {input.classifiers} {params.flags} {params.sensitivity} --out {output} 2> {log}"
+
+
+rule replicate_figure:
+    input:
+        cell_paths(f"results/metrics/{CELL}.json", "grid"),
+    output:
+        report("results/figures/replicates.png", caption=CAPTIONS + "replicates.rst", category="1. Table 1 and claims"),
+    params:
+        title=f"every training replicate's value per cell, s = {fmt_scale(config['grid']['scale'])}",
+    log:
+        "results/logs/replicate_figure.log",
+    benchmark:
+        "results/benchmarks/replicate_figure.tsv"
     conda:
         ENV
     shell:
-        "python -m gradcheck findings --table {input.table} "
-        "{params.sensitivity} --out {output} 2> {log}"
+        "python -m gradcheck figure-replicates --metrics {input} --title {params.title:q} --out {output} 2> {log}"
+
+
+# The earlier default DDPMs' headline cell (docs/data/headline_by_ddpm.csv) was measured at these
+# settings; their points join this run's only where the run has them too.
+HISTORY_SETTINGS = {"data.source": "sportballs", "data.image_size": 32, "ddpm.timesteps": 400,
+                    "sampling.target": "baseball", "sampling.steps": "all", "grid.scale": 0.5,
+                    "guidance.objective": "log_prob", "guidance.clip_x0": False, "guidance.normalise": True}
+
+
+def comparable_with_history():
+    return all(config[key.split(".")[0]][key.split(".")[1]] == value for key, value in HISTORY_SETTINGS.items())
+
+
+HEADLINE_METRICS = f"results/metrics/nonrobust/x0-true_adam_s-{fmt_scale(config['grid']['scale'])}.json"
+
+
+rule headline_figure:
+    input:
+        metrics=HEADLINE_METRICS,
+        ddpm="results/ddpm.csv",
+        earlier=[str(Path(workflow.basedir) / "docs/data/headline_by_ddpm.csv")] if comparable_with_history() else [],
+    output:
+        report("results/figures/headline_vs_ddpm.png", caption=CAPTIONS + "headline_vs_ddpm.rst",
+               category="5. Classifiers and data"),
+    params:
+        earlier=lambda w, input: f"--earlier {input.earlier}" if input.earlier else "",
+    log:
+        "results/logs/headline_figure.log",
+    benchmark:
+        "results/benchmarks/headline_figure.tsv"
+    conda:
+        ENV
+    shell:
+        "python -m gradcheck figure-headline --metrics {input.metrics} --ddpm {input.ddpm} {params.earlier} "
+        "--out {output} 2> {log}"
 
 
 rule scale_ablation:
@@ -85,6 +149,7 @@ rule cosine_figure:
             subcategory="consecutive-step cosine",
         ),
     params:
+        groups=lambda w: grid_groups(w.classifier),
         classifiers=lambda w: grid_classifiers(w.classifier),
         title=lambda w: f"{w.classifier} classifier, s = {fmt_scale(config['grid']['scale'])}: "
         "consecutive-step cosine of the guidance",
@@ -95,7 +160,7 @@ rule cosine_figure:
     conda:
         ENV
     shell:
-        "python -m gradcheck figure-trace --quantity cosine --samples {input} --classifiers {params.classifiers} "
+        "python -m gradcheck figure-trace --quantity cosine --samples {params.groups} --classifiers {params.classifiers} "
         "--title {params.title:q} --out {output} 2> {log}"
 
 
@@ -110,6 +175,7 @@ rule trace_figure:
             subcategory="{quantity}",
         ),
     params:
+        groups=grid_groups(),
         classifiers=grid_classifiers(),
         title=lambda w: f"{TRACE_TITLES[w.quantity]}, s = {fmt_scale(config['grid']['scale'])}",
     log:
@@ -119,17 +185,19 @@ rule trace_figure:
     conda:
         ENV
     shell:
-        "python -m gradcheck figure-trace --quantity {wildcards.quantity} --samples {input} "
+        "python -m gradcheck figure-trace --quantity {wildcards.quantity} --samples {params.groups} "
         "--classifiers {params.classifiers} --title {params.title:q} --out {output} 2> {log}"
+
+
+BASELINE_GROUPS = [
+    ",".join(replicate_files(SAMPLES, dict(classifier=c, x0="false", stabiliser="none", scale=fmt_scale(config["grid"]["scale"]))))
+    for c in config["grid"]["classifiers"]
+]
 
 
 rule cosine_baseline:
     input:
-        expand(
-            "results/samples/{classifier}/x0-false_none_s-{scale}.npz",
-            classifier=config["grid"]["classifiers"],
-            scale=fmt_scale(config["grid"]["scale"]),
-        ),
+        [path for group in BASELINE_GROUPS for path in group.split(",")],
     output:
         report(
             "results/figures/cosine_baseline.png",
@@ -138,6 +206,7 @@ rule cosine_baseline:
             subcategory="consecutive-step cosine",
         ),
     params:
+        groups=BASELINE_GROUPS,
         labels=config["grid"]["classifiers"],
         title="robust vs non-robust guidance without modifications (figure 1), "
         f"s = {fmt_scale(config['grid']['scale'])}",
@@ -148,13 +217,13 @@ rule cosine_baseline:
     conda:
         ENV
     shell:
-        "python -m gradcheck figure-cosine --samples {input} --labels {params.labels} "
+        "python -m gradcheck figure-cosine --samples {params.groups} --labels {params.labels} "
         "--title {params.title:q} --out {output} 2> {log}"
 
 
 rule sample_grid:
     input:
-        f"results/samples/{CELL}.npz",
+        lambda w: replicate_files(SAMPLES, w),
     output:
         report(
             f"results/figures/grids/{CELL_NAME}.png",
@@ -183,6 +252,7 @@ rule variant_panel:
             subcategory="variants side by side",
         ),
     params:
+        groups=lambda w: grid_groups(w.classifier),
         title=lambda w: f"{w.classifier} classifier guiding towards {config['sampling']['target']}, "
         f"s = {fmt_scale(config['grid']['scale'])}",
     log:
@@ -192,19 +262,33 @@ rule variant_panel:
     conda:
         ENV
     shell:
-        "python -m gradcheck figure-panel --samples {input} --title {params.title:q} --out {output} 2> {log}"
+        "python -m gradcheck figure-panel --samples {params.groups} --title {params.title:q} --out {output} 2> {log}"
+
+
+def run_models():
+    """name -> file of every model the run uses: each replicate's DDPM and guides, the judge, the features."""
+    models = {model_name("ddpm", replicate=r): ddpm_path(config["ddpm"]["timesteps"], r) for r in REPLICATES}
+    for base in ("robust", "nonrobust"):
+        models |= {model_name(base, replicate=r): classifier_path(base, replicate=r) for r in REPLICATES}
+    models["judge"] = "results/models/judge.pt"
+    if config["metrics"]["fid_features"] == "features":
+        models["features"] = FEATURES
+    return models
+
+
+CLASSIFIERS = {name: path for name, path in run_models().items() if path.endswith(".pt")}
 
 
 rule classifier_summary:
     input:
-        robust="results/models/robust.json",
-        nonrobust="results/models/nonrobust.json",
-        judge="results/models/judge.json",
+        [path.replace(".pt", ".json") for path in CLASSIFIERS.values()],
     output:
         csv="results/classifiers.csv",
         figure=report(
             "results/figures/classifiers.png", caption=CAPTIONS + "classifiers.rst", category="5. Classifiers and data"
         ),
+    params:
+        reports=" ".join(f"{name}={path.replace('.pt', '.json')}" for name, path in CLASSIFIERS.items()),
     log:
         "results/logs/classifiers.log",
     benchmark:
@@ -212,53 +296,69 @@ rule classifier_summary:
     conda:
         ENV
     shell:
-        "python -m gradcheck figure-classifiers --report robust={input.robust} nonrobust={input.nonrobust} "
-        "judge={input.judge} --figure {output.figure} --csv {output.csv} 2> {log}"
+        "python -m gradcheck figure-classifiers --report {params.reports} "
+        "--figure {output.figure} --csv {output.csv} 2> {log}"
 
 
 # The unconditional DDPM's own quality, apart from any guide: the judge's class mix and the
-# FID of s = 0 samples (the cells' seeds) at every training snapshot and the final weights.
+# FID of s = 0 samples (the cells' seeds) at every training snapshot and the final weights,
+# for every replicate's DDPM; results/ddpm.csv has one row per replicate and snapshot.
 rule ddpm_quality:
     input:
-        ddpm=ddpm_path(config["ddpm"]["timesteps"]),
+        ddpm=lambda w: ddpm_path(config["ddpm"]["timesteps"], rep_index(w.rep)),
         judge="results/models/judge.pt",
+        features=[FEATURES] if config["metrics"]["fid_features"] == "features" else [],
         data=DATA,
+    output:
+        "results/ddpm_quality/ddpm{rep}.csv",
+    params:
+        flags=lambda w: cli_flags(
+            seeds=replicate_seeds(config["sampling"]["seeds"], rep_index(w.rep)),
+            num_samples=config["sampling"]["num_samples"],
+            batch_size=config["sampling"]["batch_size"],
+            # what can change an unguided cell's samples (steps, UNet dtype): the same here
+            **relevant_settings({"scale": 0}, STUDY_SETTINGS["default"]),
+            confidence=config["metrics"]["confidence"],
+        ),
+        # FID on the feature network's pooled features (the judge's where FID uses Inception: ddpm-quality has
+        # no Inception path), the class mix under the judge
+        features=f"--feature-classifier {FEATURES}" if config["metrics"]["fid_features"] == "features" else "",
+        runtime=cli_flags(**RUNTIME),
+    resources:
+        gpu=1,
+    log:
+        "results/logs/ddpm_quality{rep}.log",
+    benchmark:
+        "results/benchmarks/ddpm_quality{rep}.tsv"
+    conda:
+        ENV
+    shell:
+        "python -m gradcheck ddpm-quality --ddpm {input.ddpm} --judge {input.judge} {params.features} "
+        "--data {input.data} {params.flags} --csv {output} {params.runtime} 2> {log}"
+
+
+rule ddpm_summary:
+    input:
+        [f"results/ddpm_quality/ddpm{rep_suffix(r)}.csv" for r in REPLICATES],
     output:
         csv="results/ddpm.csv",
         figure=report(
             "results/figures/ddpm_quality.png", caption=CAPTIONS + "ddpm_quality.rst", category="5. Classifiers and data"
         ),
-    params:
-        flags=cli_flags(
-            seeds=config["sampling"]["seeds"],
-            num_samples=config["sampling"]["num_samples"],
-            batch_size=config["sampling"]["batch_size"],
-            # what can change an unguided cell's samples (steps, UNet dtype): the same here
-            **relevant_settings({"scale": 0}, STUDY_SETTINGS["default"]),
-            # the judge's features always; named as the table names them ('sportballs' is the old default)
-            **({"features": "judge"} if config["metrics"]["fid_features"] == "judge" else {}),
-            confidence=config["metrics"]["confidence"],
-        ),
-        runtime=cli_flags(**RUNTIME),
-    resources:
-        gpu=1,
     log:
-        "results/logs/ddpm_quality.log",
+        "results/logs/ddpm_summary.log",
     benchmark:
-        "results/benchmarks/ddpm_quality.tsv"
+        "results/benchmarks/ddpm_summary.tsv"
     conda:
         ENV
     shell:
-        "python -m gradcheck ddpm-quality --ddpm {input.ddpm} --judge {input.judge} --data {input.data} "
-        "{params.flags} --csv {output.csv} --figure {output.figure} {params.runtime} 2> {log}"
+        "python -m gradcheck ddpm-summary --csv {input} --out {output.csv} --figure {output.figure} 2> {log}"
 
 
 rule run_record:
     input:
-        ddpm=ddpm_path(config["ddpm"]["timesteps"]),
-        classifiers=expand("results/models/{model}.json", model=CLASSIFIER_MODE),
-        weights=expand("results/models/{model}.pt", model=CLASSIFIER_MODE),
-        samples=[f"results/samples/{CELL}.npz".format(**c) for c in all_cells()],
+        models=list(run_models().values()),
+        samples=[path for c in all_cells() for path in replicate_files(SAMPLES, c)],
     output:
         "results/run_record.json",
     params:
@@ -266,8 +366,17 @@ rule run_record:
         commit=GIT_COMMIT,  # a new commit reruns this record, and nothing else
         repo=workflow.basedir,
         # each model's content hash, and whether it was trained here or brought
-        models=" ".join([f"ddpm={ddpm_path(config['ddpm']['timesteps'])}"]
-                        + [f"{model}=results/models/{model}.pt" for model in CLASSIFIER_MODE]),
+        models=" ".join(f"{name}={path}" for name, path in run_models().items()),
+        # the job records of the trained models (train-classifier's JSON beside each .pt) and of the samples
+        replicates=json.dumps([
+            {"replicate": r, "ddpm_seed": replicate_seeds([config["ddpm"]["seed"]], r)[0],
+             **{f"{base}_seed": replicate_seeds([config["classifiers"]["seeds"][base]], r)[0]
+                for base in ("robust", "nonrobust")},
+             "sampling_seeds": replicate_seeds(config["sampling"]["seeds"], r)}
+            for r in REPLICATES
+        ]),
+        jobs=lambda w, input: " ".join([p.replace(".pt", ".json") if p.endswith(".pt") else p for p in input.models]
+                                       + list(input.samples)),
     log:
         "results/logs/run_record.log",
     benchmark:
@@ -276,4 +385,4 @@ rule run_record:
         ENV
     shell:
         "python -m gradcheck record --config-json {params.config:q} --repo {params.repo} "
-        "--jobs {input.ddpm} {input.classifiers} {input.samples} --models {params.models} --out {output} 2> {log}"
+        "--jobs {params.jobs} --models {params.models} --replicates-json {params.replicates:q} --out {output} 2> {log}"

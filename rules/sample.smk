@@ -1,25 +1,26 @@
-# One sampling job and one evaluation per grid cell. Every cell uses the same seeds,
-# so cells start from the same initial noise and differ only in their guidance.
+# One sampling job per grid cell and training replicate, one evaluation per cell over every replicate.
+# Within a replicate every cell uses the same seeds, so cells start from the same initial noise and
+# differ only in their guidance; replicate r has its own models and its own seeds.
 # The sensitivity study reuses both rules under other settings (rules/sensitivity.smk).
 
 
 rule sample_cell:
     input:
-        ddpm=ddpm_path(config["ddpm"]["timesteps"]),
-        classifier="results/models/{classifier}.pt",
+        ddpm=lambda w: ddpm_path(config["ddpm"]["timesteps"], rep_index(w.rep)),
+        classifier=lambda w: classifier_path(w.classifier, replicate=rep_index(w.rep)),
         judge="results/models/judge.pt",
     output:
-        f"results/samples/{CELL}.npz",
+        f"results/samples/{CELL_REP}.npz",
     params:
         flags=lambda w: sample_flags(w, STUDY_SETTINGS["default"], config["sampling"]["num_samples"],
-                                     config["sampling"]["seeds"]),
+                                     replicate_seeds(config["sampling"]["seeds"], rep_index(w.rep))),
         runtime=cli_flags(**RUNTIME),
     resources:
         gpu=1,
     log:
-        f"results/logs/sample/{CELL}.log",
+        f"results/logs/sample/{CELL_REP}.log",
     benchmark:
-        f"results/benchmarks/sample/{CELL}.tsv"
+        f"results/benchmarks/sample/{CELL_REP}.tsv"
     conda:
         ENV
     shell:
@@ -28,22 +29,29 @@ rule sample_cell:
         "{params.flags} --out {output} {params.runtime} 2> {log}"
 
 
+def evaluate_flags(num_samples):
+    return cli_flags(
+        n=min(config["metrics"].get("fid_n") or num_samples, num_samples),
+        n_boot=config["metrics"].get("n_boot", 1000),
+        confidence=config["metrics"].get("confidence", 0.95),
+        threads=RUNTIME["threads"],
+    )
+
+
+# Every replicate's samples of a cell, each scored by its own replicate's guide: the intervals are
+# hierarchical (replicates, then sampling seeds, then samples).
 rule evaluate_cell:
     input:
-        samples=rules.sample_cell.output,
-        classifier="results/models/{classifier}.pt",
+        samples=lambda w: replicate_files(f"results/samples/{CELL_REP}.npz", w),
+        classifier=lambda w: [classifier_path(w.classifier, replicate=r) for r in REPLICATES],
         judge="results/models/judge.pt",
+        features=[FEATURES] if config["metrics"]["fid_features"] == "features" else [],
         data=DATA,
     output:
         f"results/metrics/{CELL}.json",
     params:
         fid=fid_options,
-        flags=lambda w: cli_flags(
-            n=config["metrics"].get("fid_n") or config["sampling"]["num_samples"],
-            n_boot=config["metrics"].get("n_boot", 1000),
-            confidence=config["metrics"].get("confidence", 0.95),
-            threads=RUNTIME["threads"],
-        ),
+        flags=evaluate_flags(config["sampling"]["num_samples"]),
     log:
         f"results/logs/evaluate/{CELL}.log",
     benchmark:

@@ -39,7 +39,11 @@ def study_metrics(variant, cell):
 
 def study_models(w):
     timesteps = STUDY_SETTINGS[w.variant]["timesteps"]
-    return {"ddpm": ddpm_path(timesteps), "classifier": classifier_path(w.classifier, timesteps)}
+    replicate = rep_index(w.rep)
+    return {"ddpm": ddpm_path(timesteps, replicate), "classifier": classifier_path(w.classifier, timesteps, replicate)}
+
+
+STUDY_SAMPLES_PATH = STUDY_PATH.replace("{kind}", "samples") + "{rep}.npz"
 
 
 use rule sample_cell as sample_study_cell with:
@@ -47,32 +51,30 @@ use rule sample_cell as sample_study_cell with:
         unpack(study_models),
         judge="results/models/judge.pt",
     output:
-        STUDY_PATH.replace("{kind}", "samples") + ".npz",
+        STUDY_SAMPLES_PATH,
     params:
-        flags=lambda w: sample_flags(w, STUDY_SETTINGS[w.variant], STUDY_SAMPLES, STUDY_SEEDS),
+        flags=lambda w: sample_flags(w, STUDY_SETTINGS[w.variant], STUDY_SAMPLES,
+                                     replicate_seeds(STUDY_SEEDS, rep_index(w.rep))),
         runtime=cli_flags(**RUNTIME),
     log:
-        "results/logs/sensitivity/sample/" + STUDY_JOB + ".log",
+        "results/logs/sensitivity/sample/" + STUDY_JOB + "{rep}.log",
     benchmark:
-        "results/benchmarks/sensitivity/sample/" + STUDY_JOB + ".tsv"
+        "results/benchmarks/sensitivity/sample/" + STUDY_JOB + "{rep}.tsv"
 
 
 use rule evaluate_cell as evaluate_study_cell with:
     input:
-        samples=STUDY_PATH.replace("{kind}", "samples") + ".npz",
-        classifier=lambda w: study_models(w)["classifier"],
+        samples=lambda w: replicate_files(STUDY_SAMPLES_PATH, w),
+        classifier=lambda w: [classifier_path(w.classifier, STUDY_SETTINGS[w.variant]["timesteps"], r)
+                              for r in REPLICATES],
         judge="results/models/judge.pt",
+        features=[FEATURES] if config["metrics"]["fid_features"] == "features" else [],
         data=DATA,
     output:
         STUDY_PATH.replace("{kind}", "metrics") + ".json",
     params:
         fid=fid_options,
-        flags=cli_flags(
-            n=min(config["metrics"].get("fid_n") or STUDY_SAMPLES, STUDY_SAMPLES),
-            n_boot=config["metrics"].get("n_boot", 1000),
-            confidence=config["metrics"].get("confidence", 0.95),
-            threads=RUNTIME["threads"],
-        ),
+        flags=evaluate_flags(STUDY_SAMPLES),
     log:
         "results/logs/sensitivity/evaluate/" + STUDY_JOB + ".log",
     benchmark:

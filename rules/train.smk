@@ -1,26 +1,29 @@
-def timesteps_of(name):
-    """T of a model file name: 'ddpm' or 'robust' -> config's T, 'ddpm_T400' -> 400."""
-    return int(name.split("_T")[1]) if "_T" in name else config["ddpm"]["timesteps"]
-
-
 # The training keys of ddpm.*: `pretrained` replaces training, it is not a flag of train-ddpm.
 DDPM_TRAINING = {key: value for key, value in config["ddpm"].items() if key != "pretrained"}
 
 
-# results/models/ddpm is the DDPM of ddpm.timesteps; ddpm_T<T> one that a sensitivity variant asks for.
+def ddpm_training_flags(name):
+    """train-ddpm's flags for 'ddpm', 'ddpm_T25' or 'ddpm_r1': the config's, with that T and replicate's seed."""
+    _, timesteps, replicate = parse_model(name)
+    seed = replicate_seeds([config["ddpm"]["seed"]], replicate)[0]
+    return cli_flags(**(DDPM_TRAINING | {"timesteps": timesteps, "seed": seed}))
+
+
+# results/models/ddpm is the DDPM of ddpm.timesteps; ddpm_T<T> one that a sensitivity variant asks for;
+# _r<r> the same for training replicate r (its own seed).
 rule train_ddpm:
     input:
         data=DATA,
     output:
         directory("results/models/{ddpm}"),
     wildcard_constraints:
-        ddpm=r"ddpm_T[0-9]+" if brought("ddpm") else r"ddpm(_T[0-9]+)?",  # a brought DDPM is not trained
+        ddpm=r"ddpm_T[0-9]+" if brought("ddpm") else r"ddpm(_T[0-9]+)?(_r[1-9][0-9]*)?",  # a brought DDPM is not trained
     params:
         # Checkpoints live beside the output, which Snakemake deletes on failure: a killed
         # run resumes from the last checkpoint when it is started again.
         work_dir="results/models/{ddpm}.ckpt",
         # the config keys are the CLI's flags
-        flags=lambda w: cli_flags(**(DDPM_TRAINING | {"timesteps": timesteps_of(w.ddpm)})),
+        flags=lambda w: ddpm_training_flags(w.ddpm),
         runtime=cli_flags(**RUNTIME),
     resources:
         gpu=1,
@@ -36,13 +39,26 @@ rule train_ddpm:
 
 
 # robust: trained on x_t (t uniform); nonrobust: on clean images; judge: clean, another seed and
-# architecture, never used for guidance (its pooled features give FID and KID without Inception).
-CLASSIFIER_MODE = {"robust": "noisy", "nonrobust": "clean", "judge": "clean"}
+# architecture, never used for guidance; features: clean, a third architecture, whose pooled features
+# give FID and KID without Inception (so the judge, which scores, does not also help choose s).
+CLASSIFIER_MODE = {"robust": "noisy", "nonrobust": "clean", "judge": "clean", "features": "clean"}
+# the guides are the paper's MobileNetV3-small (the CLI default)
+ARCHITECTURE_KEY = {"judge": "judge_architecture", "features": "features_architecture"}
 
 
-def base_model(name):
-    """'robust_T400' -> 'robust': the robust classifier trained on another T's noise."""
-    return name.split("_T")[0]
+def classifier_training_flags(name):
+    base, timesteps, replicate = parse_model(name)
+    return cli_flags(
+        timesteps=timesteps,
+        # only the robust classifier sees the noise schedule
+        **({"scale_betas": config["ddpm"]["scale_betas"]} if base == "robust" else {}),
+        epochs=config["classifiers"]["epochs"],
+        batch_size=config["classifiers"]["batch_size"],
+        lr=config["classifiers"]["lr"],
+        patience=config["classifiers"]["patience"],
+        seed=replicate_seeds([config["classifiers"]["seeds"][base]], replicate)[0],
+        **({"architecture": config["classifiers"][ARCHITECTURE_KEY[base]]} if base in ARCHITECTURE_KEY else {}),
+    )
 
 
 rule train_classifier:
@@ -52,22 +68,13 @@ rule train_classifier:
         weights="results/models/{model}.pt",
         report="results/models/{model}.json",
     wildcard_constraints:
-        model=alternatives([name for name in CLASSIFIER_MODE if not brought(name)] + ["robust_T[0-9]+"]),
-    params:
-        mode=lambda w: CLASSIFIER_MODE[base_model(w.model)],
-        flags=lambda w: cli_flags(
-            timesteps=timesteps_of(w.model),
-            # only the robust classifier sees the noise schedule
-            **({"scale_betas": config["ddpm"]["scale_betas"]} if base_model(w.model) == "robust" else {}),
-            epochs=config["classifiers"]["epochs"],
-            batch_size=config["classifiers"]["batch_size"],
-            lr=config["classifiers"]["lr"],
-            patience=config["classifiers"]["patience"],
-            seed=config["classifiers"]["seeds"][base_model(w.model)],
-            # the guides are the paper's MobileNetV3-small (the CLI default)
-            **({"architecture": config["classifiers"].get("judge_architecture", "shufflenet_v2_x0_5")}
-               if w.model == "judge" else {}),
+        model=alternatives(
+            [f"{name}(_r[1-9][0-9]*)?" if name in ("robust", "nonrobust") else name
+             for name in CLASSIFIER_MODE if not brought(name)] + ["robust_T[0-9]+(_r[1-9][0-9]*)?"]
         ),
+    params:
+        mode=lambda w: CLASSIFIER_MODE[parse_model(w.model)[0]],
+        flags=lambda w: classifier_training_flags(w.model),
         runtime=cli_flags(**RUNTIME),
     resources:
         gpu=1,

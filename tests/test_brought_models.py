@@ -36,7 +36,8 @@ class SmallGuide(torch.nn.Module):
 
 
 def bring(tmp_path, *, classes=len(CLASSES), sample_size=16):
-    """A pipeline directory, a TorchScript guide and a GradCheck-format judge, as a user would have them."""
+    """A pipeline directory, a TorchScript guide and GradCheck-format judge and feature network, as a user
+    would have them."""
     unet = tiny_unet(sample_size, seed=5)
     DDPMPipeline(unet=unet, scheduler=build_scheduler(TINY_CFG["ddpm"]["timesteps"], True)).save_pretrained(
         tmp_path / "pipeline")
@@ -45,11 +46,14 @@ def bring(tmp_path, *, classes=len(CLASSES), sample_size=16):
     torch.manual_seed(7)
     judge = build_classifier(len(CLASSES), "shufflenet_v2_x0_5").eval()
     save_classifier(tmp_path / "judge.pt", judge, CLASSES, 16, "clean", "shufflenet_v2_x0_5")
+    features = build_classifier(len(CLASSES), "resnet18").eval()
+    save_classifier(tmp_path / "features.pt", features, CLASSES, 16, "clean", "resnet18")
     overlay = {
         "ddpm": {"pretrained": str(tmp_path / "pipeline")},
         "classifiers": {"robust": {"pretrained": str(tmp_path / "guide.pt")},
                         "nonrobust": {"pretrained": str(tmp_path / "guide.pt")},
-                        "judge": {"pretrained": str(tmp_path / "judge.pt")}},
+                        "judge": {"pretrained": str(tmp_path / "judge.pt")},
+                        "features": {"pretrained": str(tmp_path / "features.pt")}},
         # one Table 1 cell and the unguided ablation cell: enough to run every rule
         "grid": {"classifiers": ["nonrobust"], "x0": [True], "stabilisers": ["adam"], "scale": 5},
         "ablation": {"scales": [0]},
@@ -83,6 +87,7 @@ def test_brought_models_replace_training_and_sample_as_the_python_api(tmp_path):
 
     record = json.loads((results / "run_record.json").read_text())["models"]
     assert record["ddpm"]["origin"] == "brought" and record["judge"]["origin"] == "brought"
+    assert record["features"]["origin"] == "brought"
     assert record["ddpm"]["source_sha256"] == content_hash(tmp_path / "pipeline")
     assert record["nonrobust"]["source_sha256"] == content_hash(tmp_path / "guide.pt")
     report = json.loads((results / "models/nonrobust.json").read_text())

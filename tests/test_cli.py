@@ -21,6 +21,7 @@ def assets(tmp_path_factory):
     save_classifier(root / "clf16.pt", build_classifier(4).eval(), CLASSES, 16, "clean")
     save_classifier(root / "judge.pt", build_classifier(4, "shufflenet_v2_x0_5").eval(), CLASSES, 8, "clean",
                     "shufflenet_v2_x0_5")
+    save_classifier(root / "features.pt", build_classifier(4, "resnet18").eval(), CLASSES, 8, "clean", "resnet18")
     save_dataset(root / "data.npz", build_dataset(6, 2, size=8, seed=0), seed=0, size=8)
     return root
 
@@ -34,8 +35,8 @@ def _sample_args(assets, out, **over):
 
 def _evaluate_args(assets, samples, out, **over):
     args = {"--samples": samples, "--classifier": assets / "clf.pt", "--judge": assets / "judge.pt",
-            "--label": "robust", "--data": assets / "data.npz", "--n": "3", "--features": "sportballs",
-            "--feature-classifier": assets / "judge.pt", "--n-boot": "200", "--out": out, **over}
+            "--label": "robust", "--data": assets / "data.npz", "--n": "3", "--features": "features",
+            "--feature-classifier": assets / "features.pt", "--n-boot": "200", "--out": out, **over}
     return ["evaluate"] + [str(x) for kv in args.items() for x in kv]
 
 
@@ -58,10 +59,38 @@ def test_sample_then_evaluate(assets, tmp_path):
     m = json.loads(metrics.read_text())
     assert m["classifier"] == "robust" and m["n"] == 3 and m["seeds"] == 2 and m["x0"] is True
     assert m["stabiliser"] == "adam" and m["adam"] is True
-    assert m["features"] == "sportballs-shufflenetv2-pool-1024"
-    for name in ("accuracy", "judge_accuracy", "fooled", "fid", "kid", "cosine_mean"):
+    assert m["features"] == "features-resnet-pool-512" and m["replicates"] == 1
+    for name in ("accuracy", "judge_accuracy", "fooled", "fid", "kid", "cosine_mean", "cosine_late"):
         assert m[f"{name}_low"] <= m[name] <= m[f"{name}_high"], name
     assert 0 <= m["fooled"] <= min(m["accuracy"], 1 - m["judge_accuracy"]) + 1e-9
+    assert m["per_sample"]["replicate"] == [0] * 6 and len(m["per_sample"]["cosine_late"]) == 6
+    # the late window is the last quarter of the 4 steps: the last step's cosine, per sample
+    s_cos = load_samples(out)["cosine"]
+    assert m["per_sample"]["cosine_late"] == pytest.approx(s_cos[-1].tolist())
+    assert m["per_sample"]["cosine"] == pytest.approx(np.nanmean(s_cos, axis=0).tolist())
+
+
+def test_evaluate_pools_training_replicates(assets, tmp_path):
+    """Two replicates' files of one cell: one row, replicate-major groups, each replicate scored by its own guide."""
+    first, second = tmp_path / "cell.npz", tmp_path / "cell_r1.npz"
+    assert main(_sample_args(assets, first, **{"--seeds": "0", "--num-samples": "3"})) == 0
+    assert main(_sample_args(assets, second, **{"--seeds": "1000", "--num-samples": "3"})) == 0
+    metrics = tmp_path / "cell.json"
+    args = _evaluate_args(assets, first, metrics)
+    at = args.index("--samples")
+    args[at + 1:at + 2] = [str(first), str(second)]
+    at = args.index("--classifier")
+    args[at + 1:at + 2] = [str(assets / "clf.pt"), str(assets / "clf.pt")]
+    assert main(args) == 0
+    m = json.loads(metrics.read_text())
+    assert m["replicates"] == 2 and m["seeds"] == 1 and m["samples_per_seed"] == 3
+    assert m["per_sample"]["replicate"] == [0, 0, 0, 1, 1, 1]
+    per_rep = {r["replicate"]: r for r in m["per_replicate"]}
+    judge = np.array(m["per_sample"]["judge"])
+    assert per_rep[0]["judge_accuracy"] == pytest.approx(judge[:3].mean())
+    assert per_rep[1]["judge_accuracy"] == pytest.approx(judge[3:].mean())
+    assert m["judge_accuracy"] == pytest.approx(judge.mean())
+    assert m["fid"] == pytest.approx(np.mean([r["fid"] for r in m["per_replicate"]]))
 
 
 @pytest.mark.parametrize("over, message", [
@@ -103,7 +132,7 @@ def test_evaluate_needs_real_images_for_every_seed(assets, tmp_path, caplog):
     assert main(_sample_args(assets, out, **{"--steps": "2", "--seeds": "0 1 2"})) == 0
     metrics = tmp_path / "cell.json"
     assert main(_evaluate_args(assets, out, metrics)) == 2  # 6 real baseballs, 3 seeds x 3 needed
-    assert "3 seeds x 3 need 9" in caplog.text and not metrics.exists()
+    assert "3 seeds (of every replicate) x 3 need 9" in caplog.text and not metrics.exists()
 
 
 @pytest.mark.parametrize("flag", ["--steps", "--num-samples", "--batch-size"])

@@ -27,7 +27,7 @@ def test_digits_run_writes_table_findings_and_figures_for_ten_classes(digits_run
     table = pd.read_csv(results / "table1.csv")
     assert len(table) == 4 and set(table.target.astype(str)) == {"7"}
     assert table.judge_accuracy.between(0, 1).all() and table.fid.notna().all()
-    assert (table.features.str.startswith("judge-")).all()  # fid_features: judge
+    assert (table.features.str.startswith("features-resnet-")).all()  # fid_features: features, never the judge
     assert "'7'" in (results / "table1.md").read_text() and (results / "findings.md").stat().st_size > 0
     data = np.load(results / "data/digits.npz")
     assert [str(c) for c in data["classes"]] == [str(d) for d in range(10)]
@@ -41,7 +41,7 @@ def test_digits_run_writes_table_findings_and_figures_for_ten_classes(digits_run
     assert [c for c in quality if c.startswith("share_")] == intervals
     assert np.allclose(quality[shares].sum(axis=1), 1)
     reports = pd.read_csv(results / "classifiers.csv")
-    assert set(reports.classifier) == {"robust", "nonrobust", "judge"}
+    assert set(reports.classifier) == {"robust", "nonrobust", "judge", "features"}
     for figure in ["digits", "classifiers", "ddpm_quality", "scale_ablation", "samples_nonrobust"]:
         with Image.open(results / f"figures/{figure}.png") as image:
             image.verify()

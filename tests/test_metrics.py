@@ -68,12 +68,13 @@ def test_kid_through_torchmetrics_equals_direct_computation():
 
 
 @pytest.mark.parametrize("architecture, name, width", [
-    ("mobilenet_v3_small", "sportballs-mobilenetv3-pool-576", 576),
-    ("shufflenet_v2_x0_5", "sportballs-shufflenetv2-pool-1024", 1024),
+    ("mobilenet_v3_small", "features-mobilenetv3-pool-576", 576),
+    ("shufflenet_v2_x0_5", "features-shufflenetv2-pool-1024", 1024),
+    ("resnet18", "features-resnet-pool-512", 512),
 ])
-def test_sportballs_features_are_named_and_pooled(architecture, name, width):
+def test_classifier_features_are_named_and_pooled(architecture, name, width):
     clf = build_classifier(4, architecture).eval()
-    net, got_name = feature_network("sportballs", classifier=clf)
+    net, got_name = feature_network("features", classifier=clf)
     assert got_name == name
     images = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
     out = net(images)

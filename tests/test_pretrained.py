@@ -325,11 +325,11 @@ def test_a_classifier_that_fails_on_the_images_is_named(tmp_path):
     assert str(tmp_path / "fixed.pt") in str(err.value)
 
 
-def test_a_scripted_torchvision_judge_gives_its_pooled_features(assets, tmp_path):
-    info = check_classifier_file(assets / "judge.pt", CLASSES, SIZE, "judge")
+def test_a_scripted_torchvision_feature_network_gives_its_pooled_features(assets, tmp_path):
+    info = check_classifier_file(assets / "judge.pt", CLASSES, SIZE, "features")
     assert info["format"] == "torchscript" and info["features"] == 576 and info["architecture"] == "MobileNetV3"
     bring_classifier(assets / "judge.pt", tmp_path / "judge.pt", tmp_path / "judge.json", assets / "data.npz",
-                     "judge", T, True)
+                     "features", T, True)
     model, _ = load_classifier(tmp_path / "judge.pt")
     features = PooledClassifierFeatures(model)
     assert features.num_features == 576 and features.architecture == "mobilenetv3"
@@ -342,11 +342,11 @@ def test_a_scripted_torchvision_judge_gives_its_pooled_features(assets, tmp_path
     assert not model.training  # measuring the feature width left the model as it was
 
 
-def test_a_traced_judge_gives_its_pooled_features_too(assets, tmp_path):
+def test_a_traced_feature_network_gives_its_pooled_features_too(assets, tmp_path):
     torch.manual_seed(0)
     eager = shufflenet_v2_x0_5(num_classes=4).eval()
     torch.jit.save(torch.jit.trace(eager, torch.zeros(1, 3, SIZE, SIZE)), str(tmp_path / "traced.pt"))
-    assert check_classifier_file(tmp_path / "traced.pt", CLASSES, SIZE, "judge")["features"] == 1024
+    assert check_classifier_file(tmp_path / "traced.pt", CLASSES, SIZE, "features")["features"] == 1024
     traced = torch.jit.load(str(tmp_path / "traced.pt"))
     body, width = pooled_feature_extractor(traced)  # a traced module keeps no in_features: measured
     assert width == 1024 and not traced.training
@@ -364,10 +364,10 @@ def test_trained_classifiers_keep_their_metadata_and_feature_names(assets):
         assert (features.architecture, features.num_features) == (name, width)
 
 
-def test_a_judge_without_known_features_is_refused(assets):
+def test_a_feature_network_without_known_features_is_refused(assets):
     check_classifier_file(assets / "tiny.ts", CLASSES, SIZE, "robust")  # fine as a guide
-    with pytest.raises(ValueError, match="FID and KID use the judge.s pooled features") as err:
-        check_classifier_file(assets / "tiny.ts", CLASSES, SIZE, "judge")
+    with pytest.raises(ValueError, match="FID and KID use its pooled features") as err:
+        check_classifier_file(assets / "tiny.ts", CLASSES, SIZE, "features")
     assert str(assets / "tiny.ts") in str(err.value) and "format (b)" in str(err.value)
 
 

@@ -99,7 +99,7 @@ def test_cells_from_other_seeds_are_refused(study, tmp_path, caplog):
     other = tmp_path / "other.json"
     other.write_text(json.dumps(row))
     entries = entries[:2] + [("clip", str(other))]
-    with pytest.raises(ValueError, match="were not sampled from the same seeds"):
+    with pytest.raises(ValueError, match="were not sampled from the same replicates and seeds"):
         sensitivity.build_table(entries, changes, "all")
     with pytest.raises(ValueError, match="no cell of the 'default' variant"):
         sensitivity.build_table(entries[2:], changes, "all")

@@ -1,0 +1,90 @@
+"""One cell's metrics over every training replicate: guide and judge accuracy, fooled rate, FID, KID
+and the consecutive-step cosine, each with a hierarchical bootstrap interval (replicates, then
+sampling seeds, then samples), and the per-sample outcomes that paired verdicts compare.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .stats import (frechet_distance_features, hierarchical_bootstrap, kernel_inception_distance_features,
+                    mean_statistic)
+
+# The late window of the stability claim: the paper reads figure 2 as x0-hat helping "especially
+# towards the end", so the per-sample mean cosine is also taken over the last quarter of the steps.
+LATE_FRACTION = 0.25
+
+
+def per_sample_cosine(cosine: np.ndarray, late_fraction: float = LATE_FRACTION) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, samples) consecutive-step cosines -> per-sample means over all steps and over the last
+    ``late_fraction`` of them (steps run from t = T to 0, so the last rows are the end of sampling); NaN unguided."""
+    late = max(1, int(round(len(cosine) * late_fraction)))
+    with warnings.catch_warnings():  # an unguided cell's cosines are all NaN: its mean is NaN, no warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(cosine, axis=0), np.nanmean(cosine[-late:], axis=0)
+
+
+def groups_of(seed_index: np.ndarray, replicate: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
+    """(replicate, seed, sample indices) of every group, replicate-major: the FID's real images follow this order."""
+    return [(int(r), int(s), np.flatnonzero((replicate == r) & (seed_index == s)))
+            for r in np.unique(replicate) for s in np.unique(seed_index[replicate == r])]
+
+
+def cell_metrics(*, guide_says: np.ndarray, judge_says: np.ndarray, cosine: np.ndarray, seed_index: np.ndarray,
+                 replicate: np.ndarray, features: list[tuple[np.ndarray, np.ndarray]], fid: list[float],
+                 kid: list[float], n_boot: int, confidence: float, bootstrap_seed: int = 0) -> dict:
+    """Every metric with its interval; ``features``, ``fid`` and ``kid`` per group of :func:`groups_of`.
+
+    Point estimates of FID and KID are torchmetrics' (``fid``, ``kid``: means over groups, replicates
+    weighted alike); the bootstrap resamples the feature-space formulas.
+    """
+    groups = groups_of(seed_index, replicate)
+    replicate_of = [r for r, _, _ in groups]
+    all_steps, late = per_sample_cosine(cosine)
+
+    def interval(values, statistic, name, estimate=None, correct_bias=False):
+        ci = hierarchical_bootstrap(values, statistic, n_boot=n_boot, confidence=confidence, seed=bootstrap_seed,
+                                    correct_bias=correct_bias, replicate_of=replicate_of)
+        return {name: ci.estimate if estimate is None else estimate, f"{name}_low": ci.low, f"{name}_high": ci.high}
+
+    def per_group(x):
+        return [(x[idx],) for _, _, idx in groups]
+
+    def pooled(values):  # mean over replicates of the mean over each replicate's groups
+        values = np.asarray(values, float)
+        return float(np.mean([values[np.asarray(replicate_of) == r].mean() for r in np.unique(replicate_of)]))
+
+    fooled = guide_says & ~judge_says
+    row = {}
+    row |= interval(per_group(guide_says), mean_statistic, "accuracy")
+    row |= interval(per_group(judge_says), mean_statistic, "judge_accuracy")
+    row |= interval(per_group(fooled), mean_statistic, "fooled")
+    row |= interval(features, frechet_distance_features, "fid", pooled(fid), correct_bias=True)
+    row |= interval(features, kernel_inception_distance_features, "kid", pooled(kid), correct_bias=True)
+    for name, values in (("cosine_mean", all_steps), ("cosine_late", late)):
+        if np.isnan(values).all():
+            row |= {name: None, f"{name}_low": None, f"{name}_high": None}
+        else:
+            row |= interval(per_group(values), mean_statistic, name)
+    row["per_replicate"] = [
+        {"replicate": int(r), "accuracy": float(guide_says[replicate == r].mean()),
+         "judge_accuracy": float(judge_says[replicate == r].mean()), "fooled": float(fooled[replicate == r].mean()),
+         "fid": float(np.mean([f for (gr, _, _), f in zip(groups, fid) if gr == r])),
+         "cosine_mean": _mean_or_none(all_steps[replicate == r])}
+        for r in np.unique(replicate)]
+    # per sample, so that two cells sampled from the same seeds can be compared pairwise
+    row["per_sample"] = {"replicate": replicate.astype(int).tolist(), "seed_index": seed_index.astype(int).tolist(),
+                         "guide": guide_says.astype(int).tolist(), "judge": judge_says.astype(int).tolist(),
+                         "cosine": _list(all_steps), "cosine_late": _list(late)}
+    return row
+
+
+def _mean_or_none(x: np.ndarray) -> float | None:
+    return None if np.isnan(x).all() else float(np.mean(x))
+
+
+def _list(x: np.ndarray) -> list:
+    """JSON has no NaN: an unguided sample's cosine is null."""
+    return [None if np.isnan(v) else float(v) for v in x]
