@@ -19,9 +19,9 @@ TARGETS = ["results/findings.md", "results/figures/replicates.png", "results/fig
            "results/run_record.json", "results/classifiers.csv"]
 
 
-def overlay(tmp_path, replicates, name):
+def overlay(tmp_path, replicates, name, **sections):
     path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({"replicates": replicates, "sensitivity": None}))
+    path.write_text(yaml.safe_dump({"replicates": replicates, "sensitivity": None, **sections}))
     return path
 
 
@@ -88,7 +88,9 @@ def test_table_and_verdicts_pool_both_replicates(grown, run):
 
 def test_a_third_replicate_plans_only_its_own_jobs(grown):
     workdir, _ = grown
-    plan = snakemake(workdir, "-n", *TARGETS, configfile=[TINY, overlay(workdir.parent, 3, "three")])
+    # 3 replicates x 2 seeds x 8 FID images would need 48 of the 40 real baseballs: 6 each fit
+    three = overlay(workdir.parent, 3, "three", metrics={"fid_features": "features", "fid_n": 6, "n_boot": 100})
+    plan = snakemake(workdir, "-n", *TARGETS, configfile=[TINY, three])
     trained = jobs(plan, "train_ddpm") + jobs(plan, "train_classifier")
     assert sorted(trained) == ["ddpm=ddpm_r2", "model=nonrobust_r2", "model=robust_r2"]
     assert all(w.endswith("rep=_r2") for w in jobs(plan, "sample_cell"))
@@ -97,6 +99,7 @@ def test_a_third_replicate_plans_only_its_own_jobs(grown):
 
 @pytest.mark.parametrize("value", [0, -1, 1.5, "three"])
 def test_a_bad_replicates_value_stops_before_any_job(tmp_path, value):
+    """0, negative, fractional or not a number: refused by the schema or the config check, naming the key."""
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({"replicates": value}))
     proc = snakemake(tmp_path, "-n", configfile=[TINY, path], check=False)
