@@ -200,14 +200,16 @@ def cmd_headline(a):
     cell = read_cell(a.metrics, needs="per_replicate")
     ddpm = pd.read_csv(a.ddpm)
     final = ddpm[ddpm["final"].astype(str).str.lower() == "true"].set_index("replicate")
-    points = [{"label": f"replicate {r['replicate']}", "source": "this run",
+    suffix = f", {a.variant}" if a.variant else ""
+    points = [{"label": f"replicate {r['replicate']}{suffix}", "source": "this run",
                "fid_ratio": float(final.loc[r["replicate"], "fid_ratio"]), "judge_accuracy": r["judge_accuracy"],
                "judge_accuracy_low": float("nan"), "judge_accuracy_high": float("nan")} for r in cell["per_replicate"]]
     frame = pd.DataFrame(points)
     if a.earlier:
         frame = pd.concat([frame, pd.read_csv(a.earlier)[list(frame.columns)]], ignore_index=True)
     headline_fid_figure(frame, a.out, paper=PAPER_HEADLINE,
-                        title=f"headline cell (non-robust, x0-hat + ADAM, s = {cell['scale']:g}) against DDPM quality")
+                        title=f"headline cell (non-robust, x0-hat + ADAM, s = {cell['scale']:g}"
+                        f"{', sensitivity variant ' + a.variant if a.variant else ''}) against DDPM quality")
 
 
 def cmd_record(a):
@@ -324,6 +326,7 @@ def add_report_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--ddpm", required=True, help="results/ddpm.csv from ddpm-summary: each replicate's FID ratio")
     s.add_argument("--earlier", help="CSV of earlier DDPMs' headline cells (label, source, fid_ratio, judge_accuracy, "
                    "judge_accuracy_low, judge_accuracy_high), drawn hollow")
+    s.add_argument("--variant", help="the sensitivity variant --metrics comes from, named in the labels and title")
     s.add_argument("--out", required=True, help="output PNG")
     s.set_defaults(func=cmd_headline)
 
