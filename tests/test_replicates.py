@@ -35,7 +35,8 @@ def grown(run, tmp_path_factory):
     """The tiny run copied (times kept, so nothing of it is stale) and grown to 2 replicates."""
     workdir = tmp_path_factory.mktemp("replicates") / "run"
     shutil.copytree(run, workdir, symlinks=True)
-    two = overlay(workdir.parent, 2, "two")
+    # the claims' eight cells (no EMA): replicate 1 samples only what the verdicts need
+    two = overlay(workdir.parent, 2, "two", grid={"stabilisers": ["none", "adam"]})
     plan = snakemake(workdir, "-n", *TARGETS, configfile=[TINY, two])
     snakemake(workdir, "--cores", "2", *TARGETS, "--resources", "gpu=1", configfile=[TINY, two])
     return workdir, plan
@@ -67,7 +68,7 @@ def test_replicates_have_their_own_seeds_and_weights(grown):
 def test_table_and_verdicts_pool_both_replicates(grown, run):
     workdir, _ = grown
     table = pd.read_csv(workdir / "results/table1.csv")
-    assert (table.replicates == 2).all() and (table.seeds == 2).all()
+    assert len(table) == 8 and (table.replicates == 2).all() and (table.seeds == 2).all()
     cell = json.loads((workdir / "results/metrics/nonrobust/x0-true_adam_s-5.json").read_text())
     assert [r["replicate"] for r in cell["per_replicate"]] == [0, 1]
     judge = np.array(cell["per_sample"]["judge"])
@@ -89,7 +90,8 @@ def test_table_and_verdicts_pool_both_replicates(grown, run):
 def test_a_third_replicate_plans_only_its_own_jobs(grown):
     workdir, _ = grown
     # 3 replicates x 2 seeds x 8 FID images would need 48 of the 40 real baseballs: 6 each fit
-    three = overlay(workdir.parent, 3, "three", metrics={"fid_features": "features", "fid_n": 6, "n_boot": 100})
+    three = overlay(workdir.parent, 3, "three", grid={"stabilisers": ["none", "adam"]},
+                    metrics={"fid_features": "features", "fid_n": 6, "n_boot": 100})
     plan = snakemake(workdir, "-n", *TARGETS, configfile=[TINY, three])
     trained = jobs(plan, "train_ddpm") + jobs(plan, "train_classifier")
     assert sorted(trained) == ["ddpm=ddpm_r2", "model=nonrobust_r2", "model=robust_r2"]
