@@ -37,8 +37,8 @@ def cell_metrics(*, guide_says: np.ndarray, judge_says: np.ndarray, cosine: np.n
                  kid: list[float], n_boot: int, confidence: float, bootstrap_seed: int = 0) -> dict:
     """Every metric with its interval; ``features``, ``fid`` and ``kid`` per group of :func:`groups_of`.
 
-    Point estimates of FID and KID are torchmetrics' (``fid``, ``kid``: means over groups, replicates
-    weighted alike); the bootstrap resamples the feature-space formulas.
+    Point estimates of FID and KID are torchmetrics' (``fid``, ``kid``: means over groups, which weigh
+    replicates alike since each has as many seeds); the bootstrap resamples the feature-space formulas.
     """
     groups = groups_of(seed_index, replicate)
     replicate_of = [r for r, _, _ in groups]
@@ -52,17 +52,13 @@ def cell_metrics(*, guide_says: np.ndarray, judge_says: np.ndarray, cosine: np.n
     def per_group(x):
         return [(x[idx],) for _, _, idx in groups]
 
-    def pooled(values):  # mean over replicates of the mean over each replicate's groups
-        values = np.asarray(values, float)
-        return float(np.mean([values[np.asarray(replicate_of) == r].mean() for r in np.unique(replicate_of)]))
-
     fooled = guide_says & ~judge_says
     row = {}
     row |= interval(per_group(guide_says), mean_statistic, "accuracy")
     row |= interval(per_group(judge_says), mean_statistic, "judge_accuracy")
     row |= interval(per_group(fooled), mean_statistic, "fooled")
-    row |= interval(features, frechet_distance_features, "fid", pooled(fid), correct_bias=True)
-    row |= interval(features, kernel_inception_distance_features, "kid", pooled(kid), correct_bias=True)
+    row |= interval(features, frechet_distance_features, "fid", float(np.mean(fid)), correct_bias=True)
+    row |= interval(features, kernel_inception_distance_features, "kid", float(np.mean(kid)), correct_bias=True)
     for name, values in (("cosine_mean", all_steps), ("cosine_late", late)):
         if np.isnan(values).all():
             row |= {name: None, f"{name}_low": None, f"{name}_high": None}

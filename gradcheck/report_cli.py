@@ -114,17 +114,11 @@ def _read_table(path):
 def cmd_findings(a):
     import sys
 
-    import pandas as pd
-
     from .atomic import write_text
     from .findings import check_claims, instrument_check, read_cells, render
 
     frame = _read_table(a.table)
-    try:
-        classifiers = pd.read_csv(a.classifiers)
-    except (OSError, pd.errors.ParserError) as exc:
-        raise ValueError(f"classifier summary {a.classifiers} unreadable: {exc}") from exc
-    instruments = instrument_check(classifiers, a.fit_accuracy)
+    instruments = instrument_check(_read_table(a.classifiers), a.fit_accuracy)
     for warning in instruments["warnings"]:
         print(f"gradcheck findings: WARNING: {warning}", file=sys.stderr)
     claims = check_claims(frame, read_cells(a.metrics), n_boot=a.n_boot)
@@ -158,13 +152,7 @@ def cmd_ddpm_summary(a):
     from .atomic import atomic_path
     from .plots import ddpm_quality_figure
 
-    frames = []
-    for replicate, path in enumerate(a.csv):
-        try:
-            frames.append(pd.read_csv(path).assign(replicate=replicate))
-        except (OSError, pd.errors.ParserError) as exc:
-            raise ValueError(f"DDPM quality {path} unreadable: {exc}") from exc
-    frame = pd.concat(frames, ignore_index=True)
+    frame = pd.concat([_read_table(path).assign(replicate=r) for r, path in enumerate(a.csv)], ignore_index=True)
     frame = frame[["replicate"] + [c for c in frame.columns if c != "replicate"]]
     with atomic_path(a.out) as tmp:
         frame.to_csv(tmp, index=False)
@@ -181,8 +169,8 @@ def cmd_replicates(a):
     from .plots import replicate_figure
     from .table import CLASSIFIER_ORDER, read_cell, stabiliser_order
 
-    cells = sorted((read_cell(p, needs="per_replicate") for p in a.metrics), key=lambda c: (CLASSIFIER_ORDER.get(c["classifier"], 9), c["x0"],
-                                                         stabiliser_order(c["stabiliser"])))
+    cells = sorted((read_cell(p, needs="per_replicate") for p in a.metrics),
+                   key=lambda c: (CLASSIFIER_ORDER.get(c["classifier"], 9), c["x0"], stabiliser_order(c["stabiliser"])))
     shown = ("judge_accuracy", "judge_accuracy_low", "judge_accuracy_high", "accuracy", "accuracy_low", "accuracy_high")
     labels = [cell_name((c["classifier"], c["x0"], c["stabiliser"])) for c in cells]
     pooled = pd.DataFrame([{"label": label, **{k: c[k] for k in shown}} for label, c in zip(labels, cells)])
@@ -198,8 +186,8 @@ def cmd_headline(a):
     from .table import read_cell
 
     cell = read_cell(a.metrics, needs="per_replicate")
-    ddpm = pd.read_csv(a.ddpm)
-    final = ddpm[ddpm["final"].astype(str).str.lower() == "true"].set_index("replicate")
+    ddpm = _read_table(a.ddpm)
+    final = ddpm[ddpm["final"]].set_index("replicate")
     suffix = f", {a.variant}" if a.variant else ""
     points = [{"label": f"replicate {r['replicate']}{suffix}", "source": "this run",
                "fid_ratio": float(final.loc[r["replicate"], "fid_ratio"]), "judge_accuracy": r["judge_accuracy"],

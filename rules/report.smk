@@ -85,33 +85,29 @@ rule replicate_figure:
 
 # The earlier default DDPMs' headline cell (docs/data/headline_by_ddpm.csv) was measured at these
 # settings; their points join this run's only where the run has them too.
-HISTORY_SETTINGS = {"data.source": "sportballs", "data.image_size": 32, "ddpm.timesteps": 400,
-                    "sampling.target": "baseball", "sampling.steps": "all", "grid.scale": 0.5,
-                    "guidance.objective": "log_prob", "guidance.clip_x0": False, "guidance.normalise": True}
-
-
-def comparable_with_history():
-    return all(config[key.split(".")[0]][key.split(".")[1]] == value for key, value in HISTORY_SETTINGS.items())
-
-
+HISTORY_RUN = {("data", "source"): "sportballs", ("data", "image_size"): 32, ("sampling", "target"): "baseball",
+               ("grid", "scale"): 0.5}
+HISTORY_SETTINGS = {"timesteps": 400, "steps": "all", "objective": "log_prob", "clip_x0": False, "normalise": True}
 HEADLINE_METRICS = f"results/metrics/nonrobust/x0-true_adam_s-{fmt_scale(config['grid']['scale'])}.json"
+
+
+def as_in_history(settings):
+    """Are a variant's settings (STUDY_SETTINGS: guidance keys, timesteps, steps) the earlier DDPMs'?"""
+    return all(("all" if settings[k] is None else settings[k]) == v for k, v in HISTORY_SETTINGS.items())
 
 
 def history_cell():
     """(metrics file, variant) of the headline cell at the earlier DDPMs' settings: the grid's own, or a
     sensitivity variant's that makes the guidance theirs (configs/replicates.yaml's no_clip); None if neither."""
-    if comparable_with_history():
-        return HEADLINE_METRICS, None
-    if not all(config[k.split(".")[0]][k.split(".")[1]] == v for k, v in HISTORY_SETTINGS.items()
-               if not k.startswith("guidance.")):
+    if not all(config[section][key] == value for (section, key), value in HISTORY_RUN.items()):
         return None
+    if as_in_history(STUDY_SETTINGS["default"]):
+        return HEADLINE_METRICS, None
     study = config.get("sensitivity") or {}
     if not any((c["classifier"], c["x0"], c["stabiliser"]) == ("nonrobust", True, "adam") for c in study.get("cells", [])):
         return None
     for variant, settings in STUDY_SETTINGS.items():
-        if variant != "default" and settings["timesteps"] == config["ddpm"]["timesteps"] and settings["steps"] in (
-                None, "all") and all(settings[k.split(".")[1]] == v for k, v in HISTORY_SETTINGS.items()
-                                     if k.startswith("guidance.")):
+        if variant != "default" and as_in_history(settings):
             return study_metrics(variant, HEADLINE_CELL | {"scale": fmt_scale(config["grid"]["scale"])}), variant
     return None
 
