@@ -21,5 +21,5 @@ include: "rules/sensitivity.smk"
 
 rule all:
     input:
-        all_outputs(),
+        plan.all_outputs(),
     default_target: True

@@ -45,7 +45,7 @@ def main() -> None:
         t = torch.randint(0, 400, (batch,))
         runs = {}
         for name, (bf16, channels_last, flash) in VARIANTS.items():
-            unet = build_unet(UNetConfig(norm_num_groups=8), 32)
+            unet = build_unet(UNetConfig((32, 64, 128), norm_num_groups=8, mid_attention=True), 32)
             layout = torch.channels_last if channels_last else torch.contiguous_format
             unet = unet.to(memory_format=layout)
             optimizer = torch.optim.AdamW(unet.parameters(), lr=1e-3)

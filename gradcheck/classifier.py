@@ -15,7 +15,7 @@ import io
 import logging
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import torch
 import torch.nn.functional as F
@@ -26,43 +26,22 @@ from tqdm.auto import tqdm
 from .atomic import atomic_path
 from .checkpoint import CheckpointError, load_torch
 from .device import describe
+from .settings import ARCHITECTURES, ClassifierTrainConfig
 
 log = logging.getLogger(__name__)
 
-MODES = ("noisy", "clean")
 # resnet18: the FID feature network's default, a third family beside the guides' and the judge's
-ARCHITECTURES = {"mobilenet_v3_small": mobilenet_v3_small, "shufflenet_v2_x0_5": shufflenet_v2_x0_5,
-                 "resnet18": resnet18}
+BUILDERS = {"mobilenet_v3_small": mobilenet_v3_small, "shufflenet_v2_x0_5": shufflenet_v2_x0_5, "resnet18": resnet18}
+assert tuple(BUILDERS) == ARCHITECTURES  # settings.ARCHITECTURES names what can be built
 # The "architecture" of a brought TorchScript classifier (gradcheck.pretrained): the file holds
 # the TorchScript archive's bytes, as a uint8 tensor under "torchscript", instead of a state dict.
 TORCHSCRIPT = "torchscript"
 
 
-@dataclass(frozen=True)
-class ClassifierTrainConfig:
-    mode: str = "clean"  # "noisy" trains the robust classifier
-    epochs: int = 30
-    batch_size: int = 128
-    lr: float = 2e-3
-    patience: int = 5
-    seed: int = 0
-    architecture: str = "mobilenet_v3_small"
-
-    def __post_init__(self):
-        if self.mode not in MODES:
-            raise ValueError(f"classifier mode must be one of {MODES}, got {self.mode!r}")
-        if self.architecture not in ARCHITECTURES:
-            raise ValueError(f"unknown classifier architecture {self.architecture!r}; "
-                             f"choose one of {', '.join(ARCHITECTURES)}")
-        for name in ("epochs", "batch_size", "patience"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-
-
 def build_classifier(num_classes: int, architecture: str = "mobilenet_v3_small") -> torch.nn.Module:
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown classifier architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
-    return ARCHITECTURES[architecture](weights=None, num_classes=num_classes)
+    return BUILDERS[architecture](weights=None, num_classes=num_classes)
 
 
 def pooled_feature_extractor(model: torch.nn.Module) -> tuple[torch.nn.Module, int]:

@@ -27,16 +27,13 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from gradcheck.atomic import atomic_path
+from gradcheck.settings import BALLS, CLASSES, SCALE_RANGE  # the data set's allowed and default values
 
 if TYPE_CHECKING:
     import torch
 
-# Every ball that can be drawn. Append only: a ball's index here keys its images' seeds.
-BALLS: tuple[str, ...] = ("basketball", "soccer", "tennis", "baseball", "volleyball")
-CLASSES: tuple[str, ...] = BALLS[:4]  # the default class set, label i = CLASSES[i]
 
 SUPERSAMPLE = 4  # draw at 4x and box-filter down: anti-aliasing without spill past the ball
-SCALE_RANGE = (0.40, 0.75)  # ball diameter as a fraction of the image side
 MARGIN = 1.0  # px between the ball and the image edge, so the 1-px frame stays white
 
 _TRAIN, _VAL = 0, 1  # SeedSequence streams: train and validation never share a generator

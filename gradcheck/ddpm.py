@@ -15,7 +15,7 @@ import math
 import os
 import shutil
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import safetensors.torch
@@ -28,77 +28,11 @@ from tqdm.auto import tqdm
 from .atomic import atomic_dir, atomic_path, write_json
 from .checkpoint import CheckpointError, load_torch
 from .device import describe
-from .pretrained import linear_beta_range  # torch-free: the workflow checks brought DDPMs with it
+from .settings import UNET_DTYPES, DDPMTrainConfig, UNetConfig, linear_beta_range
 from .speed import attention_kernel
 
 log = logging.getLogger(__name__)
 SNAPSHOTS = "snapshots"  # sub-directory of the pipeline directory: sampling weights during training
-
-
-@dataclass(frozen=True)
-class UNetConfig:
-    block_out_channels: tuple[int, ...] = (32, 64, 128)
-    layers_per_block: int = 1
-    # One flag per resolution level, shallowest first; the paper puts attention in the three deepest.
-    attention: tuple[bool, ...] = (False, False, False)
-    # GroupNorm groups (diffusers' default 32). With 32 channels in 32 groups every channel is
-    # normalised alone (instance norm), so the output layer cannot carry a per-image colour offset.
-    norm_num_groups: int = 32
-    # Self-attention in the middle block, at the deepest level (diffusers' default). Without it
-    # an x0-hat sampling step takes about 0.9x the time (benchmarks/sampling_speed.py, table 3).
-    mid_attention: bool = True
-
-    def __post_init__(self):
-        if len(self.attention) != len(self.block_out_channels):
-            raise ValueError(
-                f"attention has {len(self.attention)} flags but block_out_channels has "
-                f"{len(self.block_out_channels)} levels; give one flag per level"
-            )
-        odd = [c for c in self.block_out_channels if c % self.norm_num_groups]
-        if odd:
-            raise ValueError(f"block_out_channels {list(self.block_out_channels)} has levels of {odd} channels, "
-                             f"not divisible into norm_num_groups = {self.norm_num_groups} groups")
-
-
-LR_SCHEDULES = ("constant", "cosine")
-LOSS_WEIGHTINGS = ("uniform", "min_snr")
-PRECISIONS = ("float32", "bfloat16")
-
-
-@dataclass(frozen=True)
-class DDPMTrainConfig:
-    unet: UNetConfig = field(default_factory=UNetConfig)
-    num_train_timesteps: int = 1000
-    scale_betas: bool = False  # betas 1e-4 -> 0.02 times 1000 / T: any T spans T = 1000's noise levels
-    steps: int = 1000
-    batch_size: int = 64
-    lr: float = 1e-3
-    warmup_steps: int = 0      # linear learning-rate warm-up (the authors: 500)
-    lr_schedule: str = "constant"  # constant | cosine: decay to 0 over the run after warm-up (the authors)
-    grad_clip: float | None = None  # max gradient norm (the authors: 1.0)
-    loss_weighting: str = "uniform"  # uniform | min_snr: eps loss weighted by min(SNR, gamma) / SNR
-    min_snr_gamma: float = 5.0
-    precision: str = "float32"  # float32 | bfloat16: autocast of the UNet's forward (CPU with avx512_bf16, CUDA)
-    ema_decay: float = 0.995
-    checkpoint_every: int = 200
-    snapshot_every: int = 0     # keep the EMA weights every this many steps (0: none), for quality over training
-    seed: int = 0
-
-    def __post_init__(self):
-        for name in ("num_train_timesteps", "steps", "batch_size", "checkpoint_every"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("warmup_steps", "snapshot_every"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be 0 or positive, got {getattr(self, name)}")
-        choices = {"lr_schedule": LR_SCHEDULES, "loss_weighting": LOSS_WEIGHTINGS, "precision": PRECISIONS}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of {', '.join(allowed)}")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ValueError(f"grad_clip must be positive or None, got {self.grad_clip}")
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
 
 def build_unet(cfg: UNetConfig, image_size: int) -> UNet2DModel:
@@ -138,7 +72,7 @@ def build_scheduler(num_train_timesteps: int, scale_betas: bool = False) -> DDPM
 
 # Precisions the UNet can sample in. float16 is the authors' (on a GPU); on a CPU without
 # AMX it runs about 50x slower than float32, while bfloat16 runs about 2x faster (avx512_bf16).
-UNET_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+TORCH_DTYPES = {name: getattr(torch, name) for name in UNET_DTYPES}
 
 
 def load_pipeline(path: str | os.PathLike, device: torch.device | str = "cpu",
@@ -150,7 +84,7 @@ def load_pipeline(path: str | os.PathLike, device: torch.device | str = "cpu",
     if not (path / "model_index.json").is_file():
         raise CheckpointError(f"{path} is not a DDPM pipeline directory (no model_index.json)")
     try:
-        pipe = DDPMPipeline.from_pretrained(path, dtype=UNET_DTYPES[dtype])
+        pipe = DDPMPipeline.from_pretrained(path, dtype=TORCH_DTYPES[dtype])
     except Exception as exc:
         raise CheckpointError(f"DDPM pipeline in {path} could not be loaded: {exc}") from exc
     return pipe.unet.to(device).eval(), pipe.scheduler

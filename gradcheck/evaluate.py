@@ -5,6 +5,7 @@ sampling seeds, then samples), and the per-sample outcomes that paired verdicts 
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -84,3 +85,65 @@ def _mean_or_none(x: np.ndarray) -> float | None:
 def _list(x: np.ndarray) -> list:
     """JSON has no NaN: an unguided sample's cosine is null."""
     return [None if np.isnan(v) else float(v) for v in x]
+
+
+def real_images_of(data: dict, target_name: str, groups: int, n: int, data_path) -> np.ndarray:
+    """The data set's training images of the target class, by name: refused if fewer than n for each of
+    ``groups`` (every seed of every replicate is compared with its own real images)."""
+    classes = [str(c) for c in data["classes"]]  # the data set's own labels, by the target's name
+    if target_name not in classes:
+        raise ValueError(f"{data_path} has no class {target_name!r}; its classes: {', '.join(classes)}")
+    real = data["train_images"][data["train_labels"] == classes.index(target_name)]
+    if len(real) < n * groups:
+        raise ValueError(f"{data_path} has {len(real)} training images of class {target_name!r}; "
+                         f"{groups} seeds (of every replicate) x {n} need {n * groups}")
+    return real
+
+
+def evaluate_cell(samples_paths: list, guides: list, judge, data_path, *, features: str, label: str | None = None,
+                  n: int | None = None, feature_classifier=None, inception_weights=None, n_boot: int = 1000,
+                  confidence: float = 0.95, bootstrap_seed: int = 0) -> dict:
+    """The row of one cell: every replicate's samples (``samples_paths`` in replicate order), each scored
+    by its own replicate's guide (``guides``, or one for all) and by the one judge, FID and KID per group."""
+    from .classifier import load_classifier, predict
+    from .data import images_to_tensor, load_dataset
+    from .metrics import feature_network, frechet_distance, image_features, kernel_inception_distance
+    from .samples import load_replicates
+
+    if len(guides) not in (1, len(samples_paths)):
+        raise ValueError(f"--classifier takes one guide per --samples file (its replicate's), "
+                         f"got {len(guides)} for {len(samples_paths)}")
+    guides = guides * len(samples_paths) if len(guides) == 1 else guides
+    samples = load_replicates(samples_paths)
+    record, settings = samples["record"], samples["record"]["settings"]
+    target, fake = settings["target"], samples["images"]
+    groups = groups_of(samples["seed_index"], samples["replicate"])
+    smallest = min(len(idx) for _, _, idx in groups)
+    n = n or smallest
+    if n > smallest:
+        raise ValueError(f"--n {n} exceeds the {smallest} samples per seed in {samples_paths}")
+    real = real_images_of(load_dataset(data_path), record["target_name"], len(groups), n, data_path)
+
+    # Per sample: does its replicate's guide, and does the independent judge, see the target?
+    x = images_to_tensor(fake)
+    guide_says = np.zeros(len(fake), bool)
+    for r, path in enumerate(guides):
+        rows = samples["replicate"] == r
+        guide_says[rows] = (predict(load_classifier(path)[0], x[rows]) == target).numpy()
+    judge_says = (predict(load_classifier(judge)[0], x) == target).numpy()
+
+    feature_clf = load_classifier(feature_classifier)[0] if feature_classifier else None
+    feature, feature_name = feature_network(features, inception_weights=inception_weights, classifier=feature_clf)
+    # Group g (a seed of a replicate) is compared with its own n real images: groups are independent.
+    pairs = [(real[g * n:(g + 1) * n], fake[idx[:n]]) for g, (_, _, idx) in enumerate(groups)]
+    row = {"classifier": label or os.path.splitext(os.path.basename(str(guides[0])))[0], "x0": settings["x0_hat"],
+           "stabiliser": settings["stabiliser"], "adam": settings["adam"], "scale": settings["scale"],
+           "target": record["target_name"], "replicates": len(samples_paths),
+           "seeds": len(groups) // len(samples_paths),  # sampling seeds per replicate
+           "samples_per_seed": smallest, "n": n, "features": feature_name, "confidence": confidence,
+           "n_boot": n_boot, "samples": " ".join(map(str, samples_paths))}
+    return row | cell_metrics(
+        guide_says=guide_says, judge_says=judge_says, cosine=samples["cosine"], seed_index=samples["seed_index"],
+        replicate=samples["replicate"], features=[(image_features(r, feature), image_features(f, feature)) for r, f in pairs],
+        fid=[frechet_distance(r, f, feature) for r, f in pairs], kid=[kernel_inception_distance(r, f, feature) for r, f in pairs],
+        n_boot=n_boot, confidence=confidence, bootstrap_seed=bootstrap_seed)

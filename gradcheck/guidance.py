@@ -39,52 +39,8 @@ from diffusers.utils.torch_utils import randn_tensor
 from tqdm.auto import tqdm
 
 from .errors import GuidanceError
+from .settings import SEED_STRIDE, GuidanceSettings, parse_stabiliser
 from .speed import attention_kernel, input_layout
-
-
-STABILISERS = ("none", "adam", "ema<beta>")
-OBJECTIVES = ("log_prob", "logit")
-SEED_STRIDE = 1_000_000  # sample i of sampling seed s uses generator seed s * SEED_STRIDE + i
-
-
-def parse_stabiliser(name: str) -> tuple[str, float | None]:
-    """'none' | 'adam' | 'ema<beta>' (e.g. 'ema0.99', 0 < beta < 1) -> (kind, beta)."""
-    if name in ("none", "adam"):
-        return name, None
-    if name.startswith("ema"):
-        try:
-            beta = float(name[3:])
-        except ValueError:
-            beta = float("nan")
-        if 0 < beta < 1:
-            return "ema", beta
-    raise ValueError(f"unknown stabiliser {name!r}; choose none, adam or ema<beta> with 0 < beta < 1, e.g. ema0.9")
-
-
-@dataclass(frozen=True)
-class GuidanceSettings:
-    scale: float = 0.0         # s; 0 samples unguided
-    target: int = 0            # y, a class index
-    x0_hat: bool = False       # classify x0_hat (eq. 3) instead of x_t
-    stabiliser: str = "none"   # none | adam (eq. 4) | ema<beta>, applied to the raw gradient
-    beta1: float = 0.9         # ADAM's moment decays, as in the paper
-    beta2: float = 0.999
-    adam_eps: float = 1e-8     # the authors' code: 1e-4
-    bias_correction: bool = True  # ADAM's m_hat, v_hat and the EMA's 1 / (1 - beta^k); authors' code: off
-    objective: str = "log_prob"   # log_prob: log p(y | x_in) (eq. 1); logit: the raw target logit (authors' code)
-    clip_x0: bool = False      # classify clip(x0_hat, -1, 1), diffusers' pred_original_sample (authors' code)
-    normalise: bool = True     # eq. 2; the authors' follow-up code: off
-
-    def __post_init__(self):
-        parse_stabiliser(self.stabiliser)
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"unknown objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}")
-        if not self.adam_eps > 0:
-            raise ValueError(f"adam_eps must be positive, got {self.adam_eps}")
-
-    @property
-    def adam(self) -> bool:
-        return self.stabiliser == "adam"
 
 
 @dataclass

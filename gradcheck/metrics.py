@@ -20,8 +20,8 @@ from torchmetrics.image.kid import KernelInceptionDistance
 
 from .checkpoint import CheckpointError
 from .classifier import pooled_feature_extractor
+from .settings import FEATURE_SOURCES  # features: a classifier's pooled features, never the judge's
 
-FEATURE_SOURCES = ("inception", "features")  # features: a classifier's pooled features, never the judge's
 
 
 class PooledClassifierFeatures(torch.nn.Module):

@@ -29,10 +29,10 @@ import shutil
 import zipfile
 from pathlib import Path
 
+from .settings import ROLES, linear_beta_range
+
 log = logging.getLogger(__name__)
 
-ROLES = ("robust", "nonrobust", "judge", "features")
-FORMATS = ("torchscript", "gradcheck")
 PRETRAINED_JSON = "pretrained.json"  # in a brought DDPM directory, where a trained one has training.json
 PRETRAINED_MODE = "pretrained"       # the mode of a brought classifier, in its file and its report
 # Schedulers a DDPMScheduler can be built from (diffusers' DDPMScheduler._compatibles, less the EDM
@@ -97,16 +97,6 @@ def content_hash(path: str | os.PathLike) -> str:
 
 
 # --- the DDPM -----------------------------------------------------------------------------------
-
-
-def linear_beta_range(num_train_timesteps: int, scale_betas: bool) -> tuple[float, float]:
-    """(beta_start, beta_end) of GradCheck's linear schedule: the DDPM paper's 1e-4 -> 0.02, times
-    1000 / T with ``scale_betas``. :func:`gradcheck.ddpm.build_scheduler` builds its scheduler from it."""
-    scale = 1000 / num_train_timesteps if scale_betas else 1.0
-    if 0.02 * scale >= 1:
-        raise ValueError(f"scale_betas needs T above 20: at T = {num_train_timesteps} the last beta would be "
-                         f"{0.02 * scale:g} (a beta of 1 or more destroys the image in one step)")
-    return 1e-4 * scale, 0.02 * scale
 
 
 def _read_json(pipeline: Path, rel: str) -> dict:

@@ -13,7 +13,10 @@ against what the sample size can resolve.
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,6 +26,8 @@ from .classifier import predict
 from .guidance import GuidanceSettings, per_sample_seeds, sample_seeds
 from .metrics import image_features, uint8_images
 from .stats import frechet_distance_features
+
+log = logging.getLogger(__name__)
 
 
 def class_counts(judge: torch.nn.Module, images: torch.Tensor, num_classes: int) -> np.ndarray:
@@ -95,3 +100,53 @@ def quality_row(images: torch.Tensor, judge: torch.nn.Module, feature: torch.nn.
         row |= {f"share_{name}": float(count / len(images)), f"share_{name}_low": low, f"share_{name}_high": high}
     row |= unconditional_quality(image_features(uint8_images(images), feature), reference)
     return row
+
+
+def training_checkpoints(ddpm) -> dict:
+    """step -> snapshot file of every training snapshot, and the final step -> None (the final weights);
+    a brought DDPM, which has no training, has its final weights only, at no step (NaN)."""
+    from .ddpm import snapshot_steps
+    from .pretrained import PRETRAINED_JSON
+
+    if (Path(ddpm) / PRETRAINED_JSON).is_file():
+        return {float("nan"): None}
+    training = json.loads((Path(ddpm) / "training.json").read_text())
+    return {**snapshot_steps(ddpm), training["config"]["steps"]: None}
+
+
+def measure_ddpm(ddpm, judge_path, data_path, *, feature_classifier=None, seeds: list[int], num_samples: int,
+                 batch_size: int, steps: int | None, unet_dtype: str, real_draws: int, confidence: float, device):
+    """One row per training snapshot and the final weights: the judge's class mix and the FID ratio of the
+    unguided samples (the cells' seeds) on the feature network's pooled features (the judge's if none)."""
+    import pandas as pd
+
+    from .classifier import load_classifier
+    from .data import load_dataset
+    from .ddpm import load_pipeline, load_snapshot
+    from .metrics import feature_network
+
+    unet, scheduler = load_pipeline(ddpm, device, unet_dtype)
+    judge, meta = load_classifier(judge_path, device)
+    data = load_dataset(data_path)
+    classes = [str(c) for c in data["classes"]]
+    if list(meta["classes"]) != classes:
+        raise ValueError(f"judge {judge_path} knows classes {meta['classes']}, the data set {data_path} {classes}")
+    # FID features on the CPU, as `evaluate` computes them; a copy of the judge, so it stays on device
+    feature, feature_name = feature_network("features", classifier=load_classifier(feature_classifier or judge_path)[0])
+    # the real sets and their real-vs-real FID are the same for every snapshot: drawn once
+    reference = RealReference.draw(image_features(data["train_images"], feature), len(seeds) * num_samples, real_draws)
+    final_weights = {k: v.detach().clone() for k, v in unet.state_dict().items()}
+    rows = []
+    for step, snapshot in training_checkpoints(ddpm).items():
+        if snapshot is None:
+            unet.load_state_dict(final_weights)
+        else:
+            load_snapshot(unet, snapshot)
+        images = unguided_samples(unet, scheduler, seeds, num_samples, batch_size, steps, device)
+        row = {"step": step, "final": snapshot is None, "samples": len(images),
+               "sampling_steps": steps or scheduler.config.num_train_timesteps, "features": feature_name}
+        rows.append(row | quality_row(images, judge, feature, reference, classes, confidence))
+        log.info("%s: FID %.1f (%.2fx real vs real), class shares %s", "final weights" if snapshot is None
+                 else f"step {step}", rows[-1]["fid"], rows[-1]["fid_ratio"],
+                 ", ".join(f"{c} {rows[-1][f'share_{c}']:.0%}" for c in classes))
+    return pd.DataFrame(rows)

@@ -1,4 +1,4 @@
-"""The file a sampling job writes: images, seeds and the gradient trace of one grid cell."""
+"""The file a sampling job writes: images, seeds and the gradient trace of one grid cell; its writer and readers."""
 
 from __future__ import annotations
 
@@ -9,8 +9,20 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_path
+
 _KEYS = ("images", "seeds", "seed_index", "timesteps", "cosine", "grad_norm", "term_norm", "eps_cosine",
          "judge_confidence", "record")
+
+
+def save_samples(path: str | os.PathLike, images: np.ndarray, seeds: list[int], samples_per_seed: int,
+                 timesteps: np.ndarray, trace: dict[str, np.ndarray], record: dict) -> None:
+    """Write a cell's .npz whole or not at all: uint8 images (N, H, W, C), each sample's generator seed,
+    the index of its sampling seed, the trace's per-step arrays (steps x samples) and the job's record."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, images=images, seeds=np.array(seeds),
+                            seed_index=np.repeat(np.arange(len(seeds) // samples_per_seed), samples_per_seed),
+                            timesteps=timesteps, record=np.array(json.dumps(record)), **trace)
 
 
 def load_samples(path: str | os.PathLike) -> dict:

@@ -1,31 +1,5 @@
 # The data set: SportBalls drawn procedurally (the default), scikit-learn's digits, or the user's
-# image folder; every source ends as the same .npz (DATA) and contact sheet (DATA_SHEET).
-# Defaults of the data set's class list and ball-size range (configs/schema.yaml, gradcheck.data).
-DATA_DEFAULTS = {"classes": ["basketball", "soccer", "tennis", "baseball"], "scale_range": [0.40, 0.75]}
-
-
-def data_variant(data):
-    """--classes and --scale-range, only where they differ from the defaults: the default
-    data set keeps its old params, so existing results are not rerun for them."""
-    options = {key: data.get(key, default) for key, default in DATA_DEFAULTS.items()}
-    return {key: value for key, value in options.items() if list(value) != DATA_DEFAULTS[key]}
-
-
-DIGITS_FOLDER = "results/data/digits"  # scikit-learn's digits, exported as an image folder
-
-
-def image_folder():
-    """The folder import_images reads: the digits as exported, or data.folder."""
-    return DIGITS_FOLDER if config["data"]["source"] == "digits" else config["data"]["folder"]
-
-
-def folder_contents():
-    """A hash of a user's folder's file list, sizes and times; empty for the exported digits."""
-    if config["data"]["source"] != "folder":
-        return ""
-    from gradcheck.folder import folder_fingerprint
-
-    return folder_fingerprint(config["data"]["folder"])
+# image folder; every source ends as the same .npz (plan.data) and contact sheet (plan.data_sheet).
 
 
 rule make_data:
@@ -33,13 +7,7 @@ rule make_data:
         data="results/data/sportballs.npz",
         sheet=report("results/figures/sportballs.png", caption="captions/data.rst", category="5. Classifiers and data"),
     params:
-        flags=cli_flags(
-            size=config["data"]["image_size"],
-            train_per_class=config["data"].get("train_per_class"),
-            val_per_class=config["data"].get("val_per_class"),
-            seed=config["data"]["seed"],
-            **data_variant(config["data"]),
-        ),
+        flags=plan.data_flags(),
     log:
         "results/logs/make_data.log",
     benchmark:
@@ -74,12 +42,10 @@ rule import_images:
     wildcard_constraints:
         imported="digits|images",
     params:
-        folder=lambda w: image_folder(),
+        folder=lambda w: plan.image_folder(),
         # a user's folder is no job's output: a changed, added or removed image reruns the import
-        contents=lambda w: folder_contents(),
-        flags=cli_flags(
-            size=config["data"]["image_size"], val_fraction=config["data"]["val_fraction"], seed=config["data"]["seed"]
-        ),
+        contents=lambda w: plan.folder_contents(),
+        flags=plan.data_flags(),
     log:
         "results/logs/import_images_{imported}.log",
     benchmark:

@@ -1,35 +1,17 @@
 # Aggregates: Table 1, the checked claims, the gradient-trace figures, sample grids, the
 # scale ablation and the classifier accuracies. report() puts each in `snakemake --report`.
 
-CAPTIONS = "captions/"
-TRACE_QUANTITIES = ["grad_norm", "eps_cosine", "judge_confidence"]
 TRACE_TITLES = {
     "grad_norm": "raw classifier-gradient norm over time",
     "eps_cosine": "cosine between the guidance direction and eps over time",
     "judge_confidence": "independent judge's confidence on x0-hat over time",
 }
-
-
-SAMPLES = f"results/samples/{CELL_REP}.npz"
-
-
-def grid_samples(classifier=None):
-    """Every replicate's sample file of every grid cell (of one classifier)."""
-    return [path for c in cells("grid") if classifier in (None, c["classifier"]) for path in replicate_files(SAMPLES, c)]
-
-
-def grid_groups(classifier=None):
-    """One argument per grid cell: its replicates' sample files joined by commas, as the figures read them."""
-    return [",".join(replicate_files(SAMPLES, c)) for c in cells("grid") if classifier in (None, c["classifier"])]
-
-
-def grid_classifiers(classifier=None):
-    return [c["classifier"] for c in cells("grid") if classifier in (None, c["classifier"])]
+GRID_METRICS = plan.cell_paths(METRICS, "grid")
 
 
 rule table1:
     input:
-        cell_paths(f"results/metrics/{CELL}.json", "grid"),
+        GRID_METRICS,
     output:
         csv=report("results/table1.csv", caption=CAPTIONS + "table1.rst", category="1. Table 1 and claims"),
         md="results/table1.md",
@@ -47,7 +29,7 @@ rule table1:
 rule findings:
     input:
         table=rules.table1.output.csv,
-        metrics=cell_paths(f"results/metrics/{CELL}.json", "grid"),  # per-sample outcomes: the paired verdicts
+        metrics=GRID_METRICS,  # per-sample outcomes: the paired verdicts
         classifiers="results/classifiers.csv",  # the instrument check
         sensitivity=["results/sensitivity.csv"] if config.get("sensitivity") else [],
     output:
@@ -68,11 +50,11 @@ rule findings:
 
 rule replicate_figure:
     input:
-        cell_paths(f"results/metrics/{CELL}.json", "grid"),
+        GRID_METRICS,
     output:
         report("results/figures/replicates.png", caption=CAPTIONS + "replicates.rst", category="1. Table 1 and claims"),
     params:
-        title=f"every training replicate's value per cell, s = {fmt_scale(config['grid']['scale'])}",
+        title=f"every training replicate's value per cell, s = {plan.scale}",
     log:
         "results/logs/replicate_figure.log",
     benchmark:
@@ -83,47 +65,23 @@ rule replicate_figure:
         "python -m gradcheck figure-replicates --metrics {input} --title {params.title:q} --out {output} 2> {log}"
 
 
-# The earlier default DDPMs' headline cell (docs/data/headline_by_ddpm.csv) was measured at these
-# settings; their points join this run's only where the run has them too.
-HISTORY_RUN = {("data", "source"): "sportballs", ("data", "image_size"): 32, ("sampling", "target"): "baseball",
-               ("grid", "scale"): 0.5}
-HISTORY_SETTINGS = {"timesteps": 400, "steps": "all", "objective": "log_prob", "clip_x0": False, "normalise": True}
-HEADLINE_METRICS = f"results/metrics/nonrobust/x0-true_adam_s-{fmt_scale(config['grid']['scale'])}.json"
-
-
-def as_in_history(settings):
-    """Are a variant's settings (STUDY_SETTINGS: guidance keys, timesteps, steps) the earlier DDPMs'?"""
-    return all(("all" if settings[k] is None else settings[k]) == v for k, v in HISTORY_SETTINGS.items())
-
-
-def history_cell():
-    """(metrics file, variant) of the headline cell at the earlier DDPMs' settings: the grid's own, or a
-    sensitivity variant's that makes the guidance theirs (configs/replicates.yaml's no_clip); None if neither."""
-    if not all(config[section][key] == value for (section, key), value in HISTORY_RUN.items()):
-        return None
-    if as_in_history(STUDY_SETTINGS["default"]):
-        return HEADLINE_METRICS, None
-    study = config.get("sensitivity") or {}
-    if not any((c["classifier"], c["x0"], c["stabiliser"]) == ("nonrobust", True, "adam") for c in study.get("cells", [])):
-        return None
-    for variant, settings in STUDY_SETTINGS.items():
-        if variant != "default" and as_in_history(settings):
-            return study_metrics(variant, HEADLINE_CELL | {"scale": fmt_scale(config["grid"]["scale"])}), variant
-    return None
+# The earlier default DDPMs' headline cell (docs/data/headline_by_ddpm.csv) joins this run's where the
+# run has it at their settings (gradcheck/plan.py's history_cell).
+HISTORY = plan.history_cell()
 
 
 rule headline_figure:
     input:
-        metrics=lambda w: (history_cell() or (HEADLINE_METRICS, None))[0],
+        metrics=(HISTORY or (plan.headline_metrics(), None))[0],
         ddpm="results/ddpm.csv",
-        earlier=lambda w: [str(Path(workflow.basedir) / "docs/data/headline_by_ddpm.csv")] if history_cell() else [],
+        earlier=[f"{workflow.basedir}/docs/data/headline_by_ddpm.csv"] if HISTORY else [],
     output:
         report("results/figures/headline_vs_ddpm.png", caption=CAPTIONS + "headline_vs_ddpm.rst",
                category="5. Classifiers and data"),
     params:
         earlier=lambda w, input: f"--earlier {input.earlier}" if input.earlier else "",
         # the earlier DDPMs were measured unclipped: where the grid clips, the study's variant that does not
-        variant=lambda w: f"--variant {history_cell()[1]}" if history_cell() and history_cell()[1] else "",
+        variant=f"--variant {HISTORY[1]}" if HISTORY and HISTORY[1] else "",
     log:
         "results/logs/headline_figure.log",
     benchmark:
@@ -137,7 +95,7 @@ rule headline_figure:
 
 rule scale_ablation:
     input:
-        cell_paths(f"results/metrics/{CELL}.json", "ablation"),
+        plan.cell_paths(METRICS, "ablation"),
     output:
         csv=report("results/scale_ablation.csv", caption=CAPTIONS + "ablation.rst", category="4. Scale ablation"),
         figure=report(
@@ -157,7 +115,7 @@ rule scale_ablation:
 
 rule cosine_figure:
     input:
-        lambda w: grid_samples(w.classifier),
+        lambda w: plan.grid_samples(w.classifier),
     output:
         report(
             "results/figures/cosine_{classifier}.png",
@@ -166,9 +124,9 @@ rule cosine_figure:
             subcategory="consecutive-step cosine",
         ),
     params:
-        groups=lambda w: grid_groups(w.classifier),
-        classifiers=lambda w: grid_classifiers(w.classifier),
-        title=lambda w: f"{w.classifier} classifier, s = {fmt_scale(config['grid']['scale'])}: "
+        groups=lambda w: plan.grid_groups(w.classifier),
+        classifiers=lambda w: plan.grid_classifiers(w.classifier),
+        title=lambda w: f"{w.classifier} classifier, s = {plan.scale}: "
         "consecutive-step cosine of the guidance",
     log:
         "results/logs/cosine_{classifier}.log",
@@ -183,7 +141,7 @@ rule cosine_figure:
 
 rule trace_figure:
     input:
-        grid_samples(),
+        plan.grid_samples(),
     output:
         report(
             "results/figures/trace_{quantity}.png",
@@ -192,9 +150,9 @@ rule trace_figure:
             subcategory="{quantity}",
         ),
     params:
-        groups=grid_groups(),
-        classifiers=grid_classifiers(),
-        title=lambda w: f"{TRACE_TITLES[w.quantity]}, s = {fmt_scale(config['grid']['scale'])}",
+        groups=plan.grid_groups(),
+        classifiers=plan.grid_classifiers(),
+        title=lambda w: f"{TRACE_TITLES[w.quantity]}, s = {plan.scale}",
     log:
         "results/logs/trace_{quantity}.log",
     benchmark:
@@ -206,10 +164,7 @@ rule trace_figure:
         "--classifiers {params.classifiers} --title {params.title:q} --out {output} 2> {log}"
 
 
-BASELINE_GROUPS = [
-    ",".join(replicate_files(SAMPLES, dict(classifier=c, x0="false", stabiliser="none", scale=fmt_scale(config["grid"]["scale"]))))
-    for c in config["grid"]["classifiers"]
-]
+BASELINE_GROUPS = plan.baseline_groups()
 
 
 rule cosine_baseline:
@@ -226,7 +181,7 @@ rule cosine_baseline:
         groups=BASELINE_GROUPS,
         labels=config["grid"]["classifiers"],
         title="robust vs non-robust guidance without modifications (figure 1), "
-        f"s = {fmt_scale(config['grid']['scale'])}",
+        f"s = {plan.scale}",
     log:
         "results/logs/cosine_baseline.log",
     benchmark:
@@ -240,7 +195,7 @@ rule cosine_baseline:
 
 rule sample_grid:
     input:
-        lambda w: replicate_files(SAMPLES, w),
+        lambda w: plan.replicate_files(SAMPLES, w),
     output:
         report(
             f"results/figures/grids/{CELL_NAME}.png",
@@ -260,7 +215,7 @@ rule sample_grid:
 
 rule variant_panel:
     input:
-        lambda w: grid_samples(w.classifier),
+        lambda w: plan.grid_samples(w.classifier),
     output:
         report(
             "results/figures/samples_{classifier}.png",
@@ -269,9 +224,9 @@ rule variant_panel:
             subcategory="variants side by side",
         ),
     params:
-        groups=lambda w: grid_groups(w.classifier),
+        groups=lambda w: plan.grid_groups(w.classifier),
         title=lambda w: f"{w.classifier} classifier guiding towards {config['sampling']['target']}, "
-        f"s = {fmt_scale(config['grid']['scale'])}",
+        f"s = {plan.scale}",
     log:
         "results/logs/samples_{classifier}.log",
     benchmark:
@@ -282,18 +237,7 @@ rule variant_panel:
         "python -m gradcheck figure-panel --samples {params.groups} --title {params.title:q} --out {output} 2> {log}"
 
 
-def run_models():
-    """name -> file of every model the run uses: each replicate's DDPM and guides, the judge, the features."""
-    models = {model_name("ddpm", replicate=r): ddpm_path(config["ddpm"]["timesteps"], r) for r in REPLICATES}
-    for base in ("robust", "nonrobust"):
-        models |= {model_name(base, replicate=r): classifier_path(base, replicate=r) for r in REPLICATES}
-    models["judge"] = "results/models/judge.pt"
-    if config["metrics"]["fid_features"] == "features":
-        models["features"] = FEATURES
-    return models
-
-
-CLASSIFIERS = {name: path for name, path in run_models().items() if path.endswith(".pt")}
+CLASSIFIERS = plan.classifiers()
 
 
 rule classifier_summary:
@@ -322,10 +266,10 @@ rule classifier_summary:
 # for every replicate's DDPM; results/ddpm.csv has one row per replicate and snapshot.
 rule ddpm_quality:
     input:
-        ddpm=lambda w: ddpm_path(config["ddpm"]["timesteps"], rep_index(w.rep)),
-        judge="results/models/judge.pt",
-        features=[FEATURES] if config["metrics"]["fid_features"] == "features" else [],
-        data=DATA,
+        ddpm=lambda w: plan.ddpm_path(replicate=rep_index(w.rep)),
+        judge=JUDGE,
+        features=plan.fid_inputs(),
+        data=plan.data,
     output:
         "results/ddpm_quality/ddpm{rep}.csv",
     params:
@@ -334,7 +278,7 @@ rule ddpm_quality:
             num_samples=config["sampling"]["num_samples"],
             batch_size=config["sampling"]["batch_size"],
             # what can change an unguided cell's samples (steps, UNet dtype): the same here
-            **relevant_settings({"scale": 0}, STUDY_SETTINGS["default"]),
+            **relevant_settings({"scale": 0}, plan.settings["default"]),
             confidence=config["metrics"]["confidence"],
         ),
         # FID on the feature network's pooled features (the judge's where FID uses Inception: ddpm-quality has
@@ -356,7 +300,7 @@ rule ddpm_quality:
 
 rule ddpm_summary:
     input:
-        [f"results/ddpm_quality/ddpm{rep_suffix(r)}.csv" for r in REPLICATES],
+        [f"results/ddpm_quality/ddpm{rep_suffix(r)}.csv" for r in plan.replicates],
     output:
         csv="results/ddpm.csv",
         figure=report(
@@ -374,8 +318,8 @@ rule ddpm_summary:
 
 rule run_record:
     input:
-        models=list(run_models().values()),
-        samples=[path for c in all_cells() for path in replicate_files(SAMPLES, c)],
+        models=list(plan.run_models().values()),
+        samples=[path for c in plan.all_cells() for path in plan.replicate_files(SAMPLES, c)],
     output:
         "results/run_record.json",
     params:
@@ -383,15 +327,9 @@ rule run_record:
         commit=GIT_COMMIT,  # a new commit reruns this record, and nothing else
         repo=workflow.basedir,
         # each model's content hash, and whether it was trained here or brought
-        models=" ".join(f"{name}={path}" for name, path in run_models().items()),
+        models=" ".join(f"{name}={path}" for name, path in plan.run_models().items()),
         # the job records of the trained models (train-classifier's JSON beside each .pt) and of the samples
-        replicates=json.dumps([
-            {"replicate": r, "ddpm_seed": replicate_seeds([config["ddpm"]["seed"]], r)[0],
-             **{f"{base}_seed": replicate_seeds([config["classifiers"]["seeds"][base]], r)[0]
-                for base in ("robust", "nonrobust")},
-             "sampling_seeds": replicate_seeds(config["sampling"]["seeds"], r)}
-            for r in REPLICATES
-        ]),
+        replicates=json.dumps(plan.replicate_record()),
         jobs=lambda w, input: " ".join([p.replace(".pt", ".json") if p.endswith(".pt") else p for p in input.models]
                                        + list(input.samples)),
     log:

@@ -6,14 +6,14 @@
 
 rule sample_cell:
     input:
-        ddpm=lambda w: ddpm_path(config["ddpm"]["timesteps"], rep_index(w.rep)),
-        classifier=lambda w: classifier_path(w.classifier, replicate=rep_index(w.rep)),
-        judge="results/models/judge.pt",
+        ddpm=lambda w: plan.ddpm_path(replicate=rep_index(w.rep)),
+        classifier=lambda w: plan.classifier_path(w.classifier, replicate=rep_index(w.rep)),
+        judge=JUDGE,
     output:
-        f"results/samples/{CELL_REP}.npz",
+        SAMPLES,
     params:
-        flags=lambda w: sample_flags(w, STUDY_SETTINGS["default"], config["sampling"]["num_samples"],
-                                     replicate_seeds(config["sampling"]["seeds"], rep_index(w.rep))),
+        flags=lambda w: plan.sample_flags(w, plan.settings["default"], config["sampling"]["num_samples"],
+                                          replicate_seeds(config["sampling"]["seeds"], rep_index(w.rep))),
         runtime=cli_flags(**RUNTIME),
     resources:
         gpu=1,
@@ -29,29 +29,20 @@ rule sample_cell:
         "{params.flags} --out {output} {params.runtime} 2> {log}"
 
 
-def evaluate_flags(num_samples):
-    return cli_flags(
-        n=min(config["metrics"].get("fid_n") or num_samples, num_samples),
-        n_boot=config["metrics"].get("n_boot", 1000),
-        confidence=config["metrics"].get("confidence", 0.95),
-        threads=RUNTIME["threads"],
-    )
-
-
 # Every replicate's samples of a cell, each scored by its own replicate's guide: the intervals are
 # hierarchical (replicates, then sampling seeds, then samples).
 rule evaluate_cell:
     input:
-        samples=lambda w: replicate_files(f"results/samples/{CELL_REP}.npz", w),
-        classifier=lambda w: [classifier_path(w.classifier, replicate=r) for r in REPLICATES],
-        judge="results/models/judge.pt",
-        features=[FEATURES] if config["metrics"]["fid_features"] == "features" else [],
-        data=DATA,
+        samples=lambda w: plan.replicate_files(SAMPLES, w),
+        classifier=lambda w: [plan.classifier_path(w.classifier, replicate=r) for r in plan.replicates],
+        judge=JUDGE,
+        features=plan.fid_inputs(),
+        data=plan.data,
     output:
-        f"results/metrics/{CELL}.json",
+        METRICS,
     params:
-        fid=fid_options,
-        flags=evaluate_flags(config["sampling"]["num_samples"]),
+        fid=plan.fid_options(),
+        flags=plan.evaluate_flags(config["sampling"]["num_samples"], RUNTIME["threads"]),
     log:
         f"results/logs/evaluate/{CELL}.log",
     benchmark:

@@ -1,29 +1,18 @@
-# The training keys of ddpm.*: `pretrained` replaces training, it is not a flag of train-ddpm.
-DDPM_TRAINING = {key: value for key, value in config["ddpm"].items() if key != "pretrained"}
-
-
-def ddpm_training_flags(name):
-    """train-ddpm's flags for 'ddpm', 'ddpm_T25' or 'ddpm_r1': the config's, with that T and replicate's seed."""
-    _, timesteps, replicate = parse_model(name)
-    seed = replicate_seeds([config["ddpm"]["seed"]], replicate)[0]
-    return cli_flags(**(DDPM_TRAINING | {"timesteps": timesteps, "seed": seed}))
-
-
 # results/models/ddpm is the DDPM of ddpm.timesteps; ddpm_T<T> one that a sensitivity variant asks for;
 # _r<r> the same for training replicate r (its own seed).
 rule train_ddpm:
     input:
-        data=DATA,
+        data=plan.data,
     output:
         directory("results/models/{ddpm}"),
     wildcard_constraints:
-        ddpm=r"ddpm_T[0-9]+" if brought("ddpm") else r"ddpm(_T[0-9]+)?(_r[1-9][0-9]*)?",  # a brought DDPM is not trained
+        ddpm=r"ddpm_T[0-9]+" if plan.brought("ddpm") else r"ddpm(_T[0-9]+)?(_r[1-9][0-9]*)?",  # a brought DDPM is not trained
     params:
         # Checkpoints live beside the output, which Snakemake deletes on failure: a killed
         # run resumes from the last checkpoint when it is started again.
         work_dir="results/models/{ddpm}.ckpt",
         # the config keys are the CLI's flags
-        flags=lambda w: ddpm_training_flags(w.ddpm),
+        flags=lambda w: plan.ddpm_training_flags(w.ddpm),
         runtime=cli_flags(**RUNTIME),
     resources:
         gpu=1,
@@ -38,43 +27,19 @@ rule train_ddpm:
         "{params.flags} {params.runtime} 2> {log}"
 
 
-# robust: trained on x_t (t uniform); nonrobust: on clean images; judge: clean, another seed and
-# architecture, never used for guidance; features: clean, a third architecture, whose pooled features
-# give FID and KID without Inception (so the judge, which scores, does not also help choose s).
-CLASSIFIER_MODE = {"robust": "noisy", "nonrobust": "clean", "judge": "clean", "features": "clean"}
-# the guides are the paper's MobileNetV3-small (the CLI default)
-ARCHITECTURE_KEY = {"judge": "judge_architecture", "features": "features_architecture"}
-
-
-def classifier_training_flags(name):
-    base, timesteps, replicate = parse_model(name)
-    return cli_flags(
-        timesteps=timesteps,
-        # only the robust classifier sees the noise schedule
-        **({"scale_betas": config["ddpm"]["scale_betas"]} if base == "robust" else {}),
-        epochs=config["classifiers"]["epochs"],
-        batch_size=config["classifiers"]["batch_size"],
-        lr=config["classifiers"]["lr"],
-        patience=config["classifiers"]["patience"],
-        seed=replicate_seeds([config["classifiers"]["seeds"][base]], replicate)[0],
-        **({"architecture": config["classifiers"][ARCHITECTURE_KEY[base]]} if base in ARCHITECTURE_KEY else {}),
-    )
-
-
+# robust: trained on x_t (t uniform); nonrobust: on clean images; judge and features: clean, another
+# seed and architecture each (gradcheck/plan.py's CLASSIFIER_MODE says why).
 rule train_classifier:
     input:
-        data=DATA,
+        data=plan.data,
     output:
         weights="results/models/{model}.pt",
         report="results/models/{model}.json",
     wildcard_constraints:
-        model=alternatives(
-            [f"{name}(_r[1-9][0-9]*)?" if name in ("robust", "nonrobust") else name
-             for name in CLASSIFIER_MODE if not brought(name)] + ["robust_T[0-9]+(_r[1-9][0-9]*)?"]
-        ),
+        model=plan.trained_classifier_pattern(),
     params:
-        mode=lambda w: CLASSIFIER_MODE[parse_model(w.model)[0]],
-        flags=lambda w: classifier_training_flags(w.model),
+        mode=lambda w: plan.classifier_mode(w.model),
+        flags=lambda w: plan.classifier_training_flags(w.model),
         runtime=cli_flags(**RUNTIME),
     resources:
         gpu=1,
@@ -96,13 +61,13 @@ rule train_classifier:
 rule bring_ddpm:
     input:
         # every file of the pipeline: an edited one reruns the copy, and what depends on it
-        lambda w: sorted(str(p) for p in Path(brought("ddpm")).rglob("*") if p.is_file()),
+        lambda w: plan.brought_ddpm_files(),
     output:
         directory("results/models/{brought_ddpm}"),
     wildcard_constraints:
-        brought_ddpm="ddpm" if brought("ddpm") else NEVER,
+        brought_ddpm="ddpm" if plan.brought("ddpm") else NEVER,
     params:
-        pipeline=lambda w: brought("ddpm"),
+        pipeline=lambda w: plan.brought("ddpm"),
         flags=cli_flags(
             image_size=config["data"]["image_size"],
             timesteps=config["ddpm"]["timesteps"],
@@ -120,13 +85,13 @@ rule bring_ddpm:
 
 rule bring_classifier:
     input:
-        data=DATA,
-        file=lambda w: brought(w.model),
+        data=plan.data,
+        file=lambda w: plan.brought(w.model),
     output:
         weights="results/models/{model}.pt",
         report="results/models/{model}.json",
     wildcard_constraints:
-        model=alternatives([name for name in CLASSIFIER_MODE if brought(name)]),
+        model=plan.brought_classifier_pattern(),
     params:
         flags=cli_flags(timesteps=config["ddpm"]["timesteps"], scale_betas=config["ddpm"]["scale_betas"]),
     log:

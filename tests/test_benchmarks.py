@@ -4,10 +4,9 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-import yaml
-from snakemake.utils import update_config, validate
 
-from gradcheck.ddpm import UNetConfig
+from gradcheck.settings import load_config as _config
+from gradcheck.settings import unet_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,21 +18,8 @@ def _module(name):
     return module
 
 
-def _config(*overlays):
-    """config.yaml with each `--configfile` merged over it and the schema's defaults, as the workflow reads it."""
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    for overlay in overlays:
-        update_config(config, yaml.safe_load((ROOT / overlay).read_text()))
-    validate(config, str(ROOT / "configs" / "schema.yaml"))
-    return config
-
-
 def _unet_of(config):
-    ddpm = config["ddpm"]
-    return UNetConfig(tuple(ddpm["block_out_channels"]), ddpm["layers_per_block"], tuple(ddpm["attention"]),
-                      ddpm["norm_num_groups"],
-                      # no schema default: unset, train-ddpm gets no flag and keeps diffusers' attention
-                      ddpm.get("mid_attention", UNetConfig().mid_attention)), config["data"]["image_size"]
+    return unet_config(config), config["data"]["image_size"]
 
 
 @pytest.mark.parametrize("unet, overlays", [("cpu", ()), ("paper", ("configs/paper.yaml",))])

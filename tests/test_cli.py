@@ -29,7 +29,8 @@ def assets(tmp_path_factory):
 def _sample_args(assets, out, **over):
     args = {"--ddpm": assets / "ddpm", "--classifier": assets / "clf.pt", "--target": "baseball", "--scale": "2",
             "--x0-hat": "true", "--stabiliser": "adam", "--num-samples": "3", "--seeds": "0 1", "--batch-size": "2",
-            "--steps": "4", "--judge": assets / "judge.pt", "--out": out, **over}
+            "--steps": "4", "--judge": assets / "judge.pt", "--judge-every": "1", "--unet-dtype": "float32",
+            "--out": out, **over}
     return ["sample"] + [x for key, value in args.items() for x in (key, *str(value).split(" "))]
 
 

@@ -417,7 +417,7 @@ def test_brought_models_guide_sampling(assets, tmp_path):
     out = tmp_path / "cell.npz"
     assert cli("sample", "--ddpm", ddpm, "--classifier", robust, "--judge", judge, "--target", CLASSES[1],
                "--scale", 2, "--x0-hat", "true", "--stabiliser", "adam", "--num-samples", 2, "--seeds", 0,
-               "--steps", 3, "--out", out, "--device", "cpu") == 0
+               "--steps", 3, "--judge-every", 1, "--out", out, "--device", "cpu") == 0
     with np.load(out) as cell:
         assert cell["images"].shape == (2, SIZE, SIZE, 3)
         assert np.isfinite(cell["grad_norm"]).all() and (cell["grad_norm"] > 0).all()  # TorchScript gradients

@@ -11,7 +11,8 @@ from gradcheck.data import CLASSES, build_dataset, images_to_tensor
 from gradcheck.ddpm import (DDPMTrainConfig, UNetConfig, build_scheduler, load_pipeline, load_snapshot, loss_weights,
                             snapshot_steps, train_ddpm)
 
-SMALL_UNET = UNetConfig(block_out_channels=(32, 32), layers_per_block=1, attention=(False, False))
+SMALL_UNET = UNetConfig(block_out_channels=(32, 32), layers_per_block=1, attention=(False, False), norm_num_groups=32,
+                        mid_attention=True)
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +21,11 @@ def data():
 
 
 def _cfg(**kw):
-    base = dict(unet=SMALL_UNET, num_train_timesteps=50, steps=6, batch_size=8, lr=2e-3, checkpoint_every=3, seed=1)
+    # a plain recipe (no warm-up, constant rate, float32), not the default run's, whose 100 warm-up steps
+    # outlast these tests' 6 to 60
+    base = dict(unet=SMALL_UNET, num_train_timesteps=50, scale_betas=False, steps=6, batch_size=8, lr=2e-3,
+                warmup_steps=0, lr_schedule="constant", grad_clip=None, precision="float32", snapshot_every=0,
+                checkpoint_every=3, seed=1)
     return DDPMTrainConfig(**{**base, **kw})
 
 
@@ -142,7 +147,7 @@ def test_unet_norm_groups_are_configurable_and_checked():
     groups = {m.num_groups for m in unet.modules() if isinstance(m, torch.nn.GroupNorm)}
     assert groups == {8}
     with pytest.raises(ValueError, match=r"levels of \[48\] channels, not divisible into norm_num_groups = 32"):
-        UNetConfig((32, 48), 1, (False, False))
+        UNetConfig((32, 48), 1, (False, False), norm_num_groups=32)
 
 
 def test_mid_block_attention_can_be_left_out():
@@ -153,7 +158,7 @@ def test_mid_block_attention_can_be_left_out():
     def attention_layers(cfg):
         return [m for m in build_unet(cfg, 16).modules() if isinstance(m, Attention)]
 
-    assert len(attention_layers(UNetConfig((32, 64), 1, (False, False), norm_num_groups=8))) == 1  # the mid block's
+    assert len(attention_layers(UNetConfig((32, 64), 1, (False, False), norm_num_groups=8, mid_attention=True))) == 1
     assert attention_layers(UNetConfig((32, 64), 1, (False, False), norm_num_groups=8, mid_attention=False)) == []
 
 

@@ -1,0 +1,325 @@
+"""Every setting's one home: fields, defaults, allowed values and checks, free of torch.
+
+Each settings class is the constructor of what it configures, as diffusers' ``@register_to_config``
+makes a model's constructor its config: the dataclass's defaults are the default run's values
+(``config.yaml``), its ``__post_init__`` refuses what cannot work, and the CLI's options take their
+defaults and choices from it. ``configs/schema.yaml`` states the same defaults and choices for
+Snakemake; ``tests/test_settings.py`` checks that the three agree, key by key, through each
+field's ``config`` metadata (the config key it is read from).
+
+Importing this module costs no torch, so the workflow checks a config before any job.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "configs" / "schema.yaml"
+
+# --- allowed values -----------------------------------------------------------------------------
+
+# Every ball that can be drawn. Append only: a ball's index here keys its images' seeds (gradcheck.data).
+BALLS: tuple[str, ...] = ("basketball", "soccer", "tennis", "baseball", "volleyball")
+CLASSES: tuple[str, ...] = BALLS[:4]  # the default class set, label i = CLASSES[i]
+SCALE_RANGE: tuple[float, float] = (0.40, 0.75)  # ball diameter as a fraction of the image side
+DATA_SOURCES = ("sportballs", "digits", "folder")
+
+LR_SCHEDULES = ("constant", "cosine")
+LOSS_WEIGHTINGS = ("uniform", "min_snr")
+PRECISIONS = ("float32", "bfloat16")  # training autocast
+UNET_DTYPES = ("float32", "bfloat16", "float16")  # sampling precision of the UNet
+ARCHITECTURES = ("mobilenet_v3_small", "shufflenet_v2_x0_5", "resnet18")  # torchvision's
+CLASSIFIER_MODES = ("noisy", "clean")  # noisy: trained on x_t (robust); clean: on clean images
+ROLES = ("robust", "nonrobust", "judge", "features")  # what a classifier is used as
+GUIDES = ("robust", "nonrobust")
+OBJECTIVES = ("log_prob", "logit")
+FEATURE_SOURCES = ("inception", "features")  # FID's features: Inception-v3, or the feature network's
+STABILISER_PATTERN = r"none|adam|ema0\.[0-9]+"  # none | adam (eq. 4) | ema<beta>
+
+SEED_STRIDE = 1_000_000  # sample i of sampling seed s uses generator seed s * SEED_STRIDE + i
+REPLICATE_STRIDE = 1000  # replicate r trains and samples with every seed + REPLICATE_STRIDE * r
+
+
+def config_key(key: str, **kwargs):
+    """A dataclass field read from config key ``key`` (dotted), with the other ``field`` arguments."""
+    return field(metadata={"config": key}, **kwargs)
+
+
+def parse_stabiliser(name: str) -> tuple[str, float | None]:
+    """'none' | 'adam' | 'ema<beta>' (e.g. 'ema0.99', 0 < beta < 1) -> (kind, beta)."""
+    if name in ("none", "adam"):
+        return name, None
+    if name.startswith("ema"):
+        try:
+            beta = float(name[3:])
+        except ValueError:
+            beta = float("nan")
+        if 0 < beta < 1:
+            return "ema", beta
+    raise ValueError(f"unknown stabiliser {name!r}; choose none, adam or ema<beta> with 0 < beta < 1, e.g. ema0.9")
+
+
+def linear_beta_range(num_train_timesteps: int, scale_betas: bool) -> tuple[float, float]:
+    """(beta_start, beta_end) of GradCheck's linear schedule: the DDPM paper's 1e-4 -> 0.02, times
+    1000 / T with ``scale_betas``. :func:`gradcheck.ddpm.build_scheduler` builds its scheduler from it."""
+    scale = 1000 / num_train_timesteps if scale_betas else 1.0
+    if 0.02 * scale >= 1:
+        raise ValueError(f"scale_betas needs T above 20: at T = {num_train_timesteps} the last beta would be "
+                         f"{0.02 * scale:g} (a beta of 1 or more destroys the image in one step)")
+    return 1e-4 * scale, 0.02 * scale
+
+
+def _choose(name: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(map(str, allowed))}")
+
+
+def _positive(obj, *names: str) -> None:
+    for name in names:
+        if getattr(obj, name) <= 0:
+            raise ValueError(f"{name} must be positive, got {getattr(obj, name)}")
+
+
+# --- settings classes -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """The data set: SportBalls drawn here, or the digits or an image folder read in."""
+    size: int = config_key("data.image_size", default=32)  # the paper: 64
+    train_per_class: int = config_key("data.train_per_class", default=2000)
+    val_per_class: int = config_key("data.val_per_class", default=250)
+    seed: int = config_key("data.seed", default=0)
+    classes: tuple[str, ...] = config_key("data.classes", default=CLASSES)  # the authors: baseball basketball volleyball soccer
+    scale_range: tuple[float, float] = config_key("data.scale_range", default=SCALE_RANGE)  # the authors: about 0.15 0.40
+    val_fraction: float = config_key("data.val_fraction", default=0.1)  # digits and folders: held-out share per class
+
+    def __post_init__(self):
+        _positive(self, "size", "train_per_class", "val_per_class")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be between 0 and 1, got {self.val_fraction}")
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """diffusers' UNet2DModel, by level: 1.7M parameters by default (the paper's: 22.4M)."""
+    block_out_channels: tuple[int, ...] = config_key("ddpm.block_out_channels", default=(32, 64, 96))
+    layers_per_block: int = config_key("ddpm.layers_per_block", default=1)  # the paper: 2
+    # One flag per resolution level, shallowest first; the paper puts attention in the three deepest.
+    attention: tuple[bool, ...] = config_key("ddpm.attention", default=(False, False, False))
+    # GroupNorm groups (diffusers' default 32). With 32 channels in 32 groups every channel is
+    # normalised alone (instance norm), so the output layer cannot carry a per-image colour offset.
+    norm_num_groups: int = config_key("ddpm.norm_num_groups", default=8)
+    # Self-attention in the middle block, at the deepest level (diffusers' default: on). Without it
+    # an x0-hat sampling step takes about 0.9x the time (benchmarks/sampling_speed.py), FID no worse.
+    mid_attention: bool = config_key("ddpm.mid_attention", default=False)
+
+    def __post_init__(self):
+        _positive(self, "layers_per_block", "norm_num_groups")
+        if len(self.attention) != len(self.block_out_channels):
+            raise ValueError(
+                f"attention has {len(self.attention)} flags but block_out_channels has "
+                f"{len(self.block_out_channels)} levels; give one flag per level"
+            )
+        odd = [c for c in self.block_out_channels if c % self.norm_num_groups]
+        if odd:
+            raise ValueError(f"block_out_channels {list(self.block_out_channels)} has levels of {odd} channels, "
+                             f"not divisible into norm_num_groups = {self.norm_num_groups} groups")
+
+    def check_image_size(self, size: int, name: str = "the image size") -> None:
+        """Each level but the last halves the image: the side must survive every halving."""
+        levels = len(self.block_out_channels)
+        if size % 2 ** (levels - 1):
+            raise ValueError(f"block_out_channels has {levels} levels, which halve the image {levels - 1} times, "
+                             f"but {name} ({size}) is not divisible by {2 ** (levels - 1)}")
+
+
+@dataclass(frozen=True)
+class DDPMTrainConfig:
+    """The DDPM's noise schedule and training: the default fits about 11 minutes on 2 CPU cores."""
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    num_train_timesteps: int = config_key("ddpm.timesteps", default=400)  # T, as the authors' code (the paper: 1000)
+    # betas 1e-4 -> 0.02 times 1000 / T: any T spans T = 1000's noise levels
+    scale_betas: bool = config_key("ddpm.scale_betas", default=True)
+    steps: int = config_key("ddpm.steps", default=4600)
+    batch_size: int = config_key("ddpm.batch_size", default=32)
+    lr: float = config_key("ddpm.lr", default=1e-3)
+    warmup_steps: int = config_key("ddpm.warmup_steps", default=100)  # linear warm-up (the authors: 500)
+    lr_schedule: str = config_key("ddpm.lr_schedule", default="cosine")  # then decay to 0 (the authors)
+    grad_clip: float | None = config_key("ddpm.grad_clip", default=1.0)  # max gradient norm (the authors: 1.0)
+    loss_weighting: str = config_key("ddpm.loss_weighting", default="uniform")  # or min_snr: min(SNR, gamma) / SNR
+    min_snr_gamma: float = config_key("ddpm.min_snr_gamma", default=5.0)
+    # autocast of the UNet's forward: a step in 0.7x the time of float32 on a CPU with avx512_bf16
+    precision: str = config_key("ddpm.precision", default="bfloat16")
+    ema_decay: float = config_key("ddpm.ema_decay", default=0.995)  # 0: sample with the trained weights
+    checkpoint_every: int = config_key("ddpm.checkpoint_every", default=100)
+    # keep the EMA weights every this many steps (0: none), for quality over training
+    snapshot_every: int = config_key("ddpm.snapshot_every", default=2300)
+    seed: int = config_key("ddpm.seed", default=0)
+
+    def __post_init__(self):
+        _positive(self, "num_train_timesteps", "steps", "batch_size", "checkpoint_every")
+        for name in ("warmup_steps", "snapshot_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 or positive, got {getattr(self, name)}")
+        _choose("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        _choose("loss_weighting", self.loss_weighting, LOSS_WEIGHTINGS)
+        _choose("precision", self.precision, PRECISIONS)
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"grad_clip must be positive or None, got {self.grad_clip}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.scale_betas:
+            linear_beta_range(self.num_train_timesteps, True)
+
+
+@dataclass(frozen=True)
+class ClassifierTrainConfig:
+    """One training loop for every classifier; the guides are the paper's MobileNetV3-small."""
+    mode: str = "clean"  # "noisy" trains the robust classifier
+    epochs: int = config_key("classifiers.epochs", default=12)
+    batch_size: int = config_key("classifiers.batch_size", default=128)
+    lr: float = config_key("classifiers.lr", default=2e-3)
+    patience: int = config_key("classifiers.patience", default=3)  # early stopping, in epochs
+    seed: int = 0
+    architecture: str = "mobilenet_v3_small"
+
+    def __post_init__(self):
+        _choose("classifier mode", self.mode, CLASSIFIER_MODES)
+        _choose("classifier architecture", self.architecture, ARCHITECTURES)
+        _positive(self, "epochs", "batch_size", "patience")
+
+
+# The judge's and the FID feature network's architectures: each another family than the guides'.
+JUDGE_ARCHITECTURE = "shufflenet_v2_x0_5"
+FEATURES_ARCHITECTURE = "resnet18"
+
+
+@dataclass(frozen=True)
+class GuidanceSettings:
+    """How a sampling step turns the classifier into a shift of the mean: the paper's reading.
+
+    Where the paper states a setting the default is as it states it (eq. 1's log-probability,
+    eq. 2's normalisation, ADAM with default parameters); where it is silent, as the authors' code
+    (x0-hat clipped as diffusers' ``pred_original_sample``). docs/method.md gives the reasons.
+    """
+    scale: float = 0.0         # s; 0 samples unguided
+    target: int = 0            # y, a class index
+    x0_hat: bool = False       # classify x0_hat (eq. 3) instead of x_t
+    stabiliser: str = "none"   # none | adam (eq. 4) | ema<beta>, applied to the raw gradient
+    beta1: float = 0.9         # ADAM's moment decays, as in the paper
+    beta2: float = 0.999
+    adam_eps: float = config_key("guidance.adam_eps", default=1e-8)  # the authors' code: 1e-4
+    # ADAM's m_hat, v_hat and the EMA's 1 / (1 - beta^k); authors' code: off
+    bias_correction: bool = config_key("guidance.bias_correction", default=True)
+    # log_prob: log p(y | x_in) (eq. 1); logit: the raw target logit (authors' code)
+    objective: str = config_key("guidance.objective", default="log_prob")
+    # classify clip(x0_hat, -1, 1), diffusers' pred_original_sample (the authors' code, on diffusers)
+    clip_x0: bool = config_key("guidance.clip_x0", default=True)
+    normalise: bool = config_key("guidance.normalise", default=True)  # eq. 2; the authors' follow-up code: off
+
+    def __post_init__(self):
+        parse_stabiliser(self.stabiliser)
+        _choose("objective", self.objective, OBJECTIVES)
+        if not self.adam_eps > 0:
+            raise ValueError(f"adam_eps must be positive, got {self.adam_eps}")
+
+    @property
+    def adam(self) -> bool:
+        return self.stabiliser == "adam"
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """A grid cell's samples: how many, from which seeds, in what precision."""
+    num_samples: int = config_key("sampling.num_samples", default=32)  # per seed (the paper: 64, one seed)
+    batch_size: int = config_key("sampling.batch_size", default=96)  # float32 samples do not depend on it
+    seeds: tuple[int, ...] = config_key("sampling.seeds", default=(0, 1, 2))
+    steps: int | None = config_key("sampling.steps", default=None)  # None ('all'): every one of the T
+    judge_every: int = config_key("sampling.judge_every", default=10)  # the judge watches every 10th step
+    unet_dtype: str = config_key("guidance.unet_dtype", default="bfloat16")  # the classifier gradient stays float32
+
+    def __post_init__(self):
+        _positive(self, "num_samples", "batch_size", "judge_every")
+        if self.steps is not None and self.steps <= 0:
+            raise ValueError(f"steps must be positive or None (every step), got {self.steps}")
+        _choose("unet_dtype", self.unet_dtype, UNET_DTYPES)
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """The intervals and the instrument check."""
+    n_boot: int = config_key("metrics.n_boot", default=1000)  # bootstrap replicates per interval
+    confidence: float = config_key("metrics.confidence", default=0.95)
+    # clean validation accuracy below which a classifier is unfit and the verdicts resting on it are marked
+    fit_accuracy: float = config_key("metrics.fit_accuracy", default=0.9)
+
+    def __post_init__(self):
+        _positive(self, "n_boot")
+        if not 0 < self.confidence < 1:
+            raise ValueError(f"confidence must be between 0 and 1 (e.g. 0.95), got {self.confidence}")
+
+
+SETTINGS_CLASSES = (DataSettings, UNetConfig, DDPMTrainConfig, ClassifierTrainConfig, GuidanceSettings,
+                    SamplingSettings, MetricsSettings)
+
+
+def default(cls, name: str):
+    """The default of field ``name`` of settings class ``cls`` (lists for tuples, as a CLI or YAML has them)."""
+    spec = {f.name: f for f in dataclasses.fields(cls)}[name]
+    value = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
+    return list(value) if isinstance(value, tuple) else value
+
+
+def config_fields():
+    """(config key, settings class, field name, default) of every field read from the config."""
+    for cls in SETTINGS_CLASSES:
+        for f in dataclasses.fields(cls):
+            if "config" in f.metadata:
+                yield f.metadata["config"], cls, f.name, default(cls, f.name)
+
+
+def lookup(cfg: dict, key: str, missing=None):
+    """``cfg``'s value at dotted ``key``, or ``missing``."""
+    node = cfg
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return missing
+        node = node[part]
+    return node
+
+
+# --- reading a config as Snakemake does --------------------------------------------------------
+
+
+def load_config(*overlays, base=ROOT / "config.yaml") -> dict:
+    """config.yaml with every overlay (a path or a dict) merged over it in order, validated against
+    configs/schema.yaml and with its defaults filled in: the config the workflow's rules see."""
+    import yaml
+    from snakemake.utils import update_config, validate  # Snakemake's own merge and schema defaults
+
+    def read(source):
+        return source if isinstance(source, dict) else (yaml.safe_load(Path(source).read_text()) or {})
+
+    config = copy.deepcopy(read(base))
+    for overlay in overlays:
+        update_config(config, copy.deepcopy(read(overlay)))
+    validate(config, str(SCHEMA))
+    return config
+
+
+def unet_config(cfg: dict) -> UNetConfig:
+    """The config's UNet, refused with the ddpm.* key named (its messages start with the field)."""
+    ddpm = cfg["ddpm"]
+    try:
+        unet = UNetConfig(tuple(ddpm["block_out_channels"]), ddpm["layers_per_block"], tuple(ddpm["attention"]),
+                          ddpm["norm_num_groups"], ddpm["mid_attention"])
+        unet.check_image_size(cfg["data"]["image_size"], "data.image_size")
+    except ValueError as err:
+        raise ValueError(f"config: ddpm.{err}") from None
+    return unet
+
