@@ -46,13 +46,6 @@ SPORTBALLS_SOURCE = "sportballs"
 FOLDER_SOURCE_PREFIX = "folder:"  # followed by the folder's absolute path
 
 
-def class_index(name: str, classes: tuple[str, ...] = CLASSES) -> int:
-    try:
-        return tuple(classes).index(name)
-    except ValueError:
-        raise ValueError(f"unknown class {name!r}; valid classes: {', '.join(classes)}") from None
-
-
 def check_classes(classes) -> tuple[str, ...]:
     """``classes`` as a tuple of names, or a ValueError naming what is wrong with it."""
     if isinstance(classes, str) or not hasattr(classes, "__iter__"):

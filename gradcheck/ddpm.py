@@ -84,7 +84,9 @@ def load_pipeline(path: str | os.PathLike, device: torch.device | str = "cpu",
     if not (path / "model_index.json").is_file():
         raise CheckpointError(f"{path} is not a DDPM pipeline directory (no model_index.json)")
     try:
-        pipe = DDPMPipeline.from_pretrained(path, dtype=TORCH_DTYPES[dtype])
+        # low_cpu_mem_usage=False: a UNet of a few MB gains nothing from accelerate's low-memory loading,
+        # and saying so spares every job diffusers' advice to install it
+        pipe = DDPMPipeline.from_pretrained(path, dtype=TORCH_DTYPES[dtype], low_cpu_mem_usage=False)
     except Exception as exc:
         raise CheckpointError(f"DDPM pipeline in {path} could not be loaded: {exc}") from exc
     return pipe.unet.to(device).eval(), pipe.scheduler

@@ -35,11 +35,6 @@ def class_counts(judge: torch.nn.Module, images: torch.Tensor, num_classes: int)
     return np.bincount(predict(judge, images).numpy(), minlength=num_classes)
 
 
-def class_shares(judge: torch.nn.Module, images: torch.Tensor, num_classes: int) -> np.ndarray:
-    """Fraction of ``images`` ([-1, 1], NCHW) the judge puts in each class."""
-    return class_counts(judge, images, num_classes) / len(images)
-
-
 def share_interval(count: int, total: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval of a share count / total: never outside [0, 1], sensible at 0 and 1."""
     ci = binomtest(int(count), int(total)).proportion_ci(confidence_level=confidence, method="wilson")

@@ -5,7 +5,7 @@ import torch
 from conftest import ColourClassifier, tiny_unet
 from gradcheck.ddpm import build_scheduler
 from gradcheck.guidance import GuidanceSettings, guided_sample, initial_noise, per_sample_seeds, sample_generators
-from gradcheck.quality import (RealReference, class_shares, real_reference_sets, share_interval,
+from gradcheck.quality import (RealReference, class_counts, real_reference_sets, share_interval,
                                unconditional_quality, unguided_samples)
 
 SHAPE = (3, 8, 8)  # tiny_unet()'s images
@@ -19,11 +19,11 @@ class ColourJudge(ColourClassifier):
         self.unused = torch.nn.Parameter(torch.zeros(1))
 
 
-def test_class_shares_count_the_judges_labels():
+def test_class_counts_count_the_judges_labels():
     images = torch.zeros(5, 3, 4, 4)
     images[:3, 0] = 1.0
     images[3:, 1] = 1.0
-    np.testing.assert_allclose(class_shares(ColourJudge(), images, 3), [0.6, 0.4, 0.0])
+    np.testing.assert_array_equal(class_counts(ColourJudge(), images, 3), [3, 2, 0])
 
 
 def test_share_interval_is_the_wilson_score_interval():

@@ -27,3 +27,21 @@ class _FourClass(torch.nn.Module):
     def forward(self, x):
         two = ColourClassifier()(x)
         return torch.cat([two, -two], dim=1)
+
+
+def test_readme_pipeline_example_loads_the_trained_models(run, monkeypatch, caplog):
+    """In a finished run's directory (the tiny workflow): the DDPM samples as the README shows, and
+    diffusers' default of 1,000 steps, more than the DDPM's T, is refused, which is why it shows that call."""
+    import pytest
+
+    text = README.read_text()
+    section = text[text.index("A trained workflow's DDPM"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    monkeypatch.chdir(run)
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    pipe = namespace["pipe"]
+    assert len(namespace["unguided"]) == 4 and namespace["meta"]["mode"] == "noisy"
+    with pytest.raises(ValueError, match="cannot be larger than"):
+        pipe(batch_size=1)
+    assert "accelerate" not in caplog.text
