@@ -4,9 +4,14 @@ A link resolves when its file exists (relative to the linking file, inside the r
 its ``#fragment``, if any, is a heading anchor of the target Markdown file under GitHub's slug
 rule. Links in fenced code blocks and inline code, and links with a scheme (http, https,
 mailto, ...), are not checked.
+
+Also: no page, comment, string or config names a repository file that does not exist (see
+``missing_mentions`` below).
 """
 
+import io
 import re
+import tokenize
 import unicodedata
 from pathlib import Path
 from urllib.parse import unquote
@@ -187,3 +192,116 @@ def test_checker_reports_broken_links(tmp_path):
     assert any("(docs/figures/x.png)" in p for p in problems)
     assert any("#b-section in docs/other.md" in p for p in problems)
     assert any("README.md:8: (#nowhere)" in p for p in problems)
+
+
+# No doc, comment or generated file names a file that is not in the repository.
+#
+# A mention is a token that starts with one of the repository's top-level directories
+# (``docs/method.md``, ``configs/tiny.yaml``, ``gradcheck/stats.py``) or is the bare name of a
+# top-level file (``config.yaml``, ``Snakefile``, or any ``NAME.md`` in capitals, such as a
+# ``README.md`` or a design document cited by a name it no longer has). It must exist under the
+# repository root. Skipped: outputs of a run (``results/...``), templated paths (with ``{``, ``<``,
+# ``*`` or ``$``) and anything inside a URL. Python files are scanned in their comments and strings
+# only (strings become messages and generated files such as findings.md); every other file whole.
+
+MENTION_SOURCES = ["README.md", "docs/**/*.md", "gradcheck/**/*.py", "rules/**/*.smk", "rules/captions/*.rst",
+                   "Snakefile", "configs/*.yaml", "config.yaml", "benchmarks/*", "envs/*"]
+OUTPUTS = "results"  # a run's outputs: named by the docs, not files of the repository
+NOT_TOP_LEVEL = {".git", ".pytest_cache", ".snakemake", ".venv", "__pycache__"}  # caches and tools' state
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*")
+_TEMPLATED = set("{<*$")
+_PATH_CHAR = r"[\w.\-/{}<>*$]"
+_NOT_AFTER = r"(?<![\w./\-])"  # a mention starts a token: not inside a longer path or word
+
+
+def top_level_names(root=ROOT):
+    """(directories, files) at the repository root that a mention may start with."""
+    entries = [p for p in root.iterdir() if p.name not in NOT_TOP_LEVEL and not p.name.endswith(".egg-info")]
+    dirs = {p.name for p in entries if p.is_dir()} | {OUTPUTS}
+    files = {p.name for p in entries if p.is_file() and not p.name.startswith(".")}
+    return sorted(dirs), sorted(files)
+
+
+def mention_pattern(root=ROOT):
+    """A regex whose group 1 is every repository-relative path mention in a line."""
+    dirs, files = top_level_names(root)
+    path = "(?:%s)/%s*" % ("|".join(map(re.escape, dirs)), _PATH_CHAR)
+    bare = r"(?:%s|[A-Z][A-Z0-9_]*\.md)(?![\w/\-]|\.\w)" % "|".join(map(re.escape, files))
+    return re.compile(rf"{_NOT_AFTER}(?:\./)?({path}|{bare})")
+
+
+def scanned_lines(path):
+    """(line number, text) of what a file says to a reader: comments and strings of Python, else every line."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix != ".py":
+        yield from enumerate(text.splitlines(), 1)
+        return
+    kinds = {tokenize.STRING, tokenize.COMMENT, getattr(tokenize, "FSTRING_MIDDLE", tokenize.STRING)}
+    for token in tokenize.generate_tokens(io.StringIO(text).readline):
+        if token.type in kinds:
+            for offset, line in enumerate(token.string.splitlines()):
+                yield token.start[0] + offset, line
+
+
+def missing_mentions(path, root=ROOT, pattern=None):
+    """'file:line: names PATH, which is not in the repository' for every mention of a missing file."""
+    pattern = pattern or mention_pattern(root)
+    problems = []
+    for number, line in scanned_lines(path):
+        for match in pattern.finditer(_URL.sub(" ", line)):
+            name = match.group(1).rstrip(".")
+            if name.split("/")[0] == OUTPUTS or _TEMPLATED & set(name):
+                continue
+            if not (root / name).exists():
+                problems.append(f"{path.relative_to(root)}:{number}: names {name}, which is not in the repository")
+    return problems
+
+
+def mention_sources(root=ROOT):
+    found = {p for pattern in MENTION_SOURCES for p in root.glob(pattern) if p.is_file()}
+    return sorted(p for p in found if "__pycache__" not in p.parts)
+
+
+_SOURCES = mention_sources()
+_PATTERN = mention_pattern()
+
+
+@pytest.mark.parametrize("source", _SOURCES, ids=[str(p.relative_to(ROOT)) for p in _SOURCES])
+def test_files_named_exist(source):
+    problems = missing_mentions(source, pattern=_PATTERN)
+    assert not problems, "names of files that are not in the repository:\n" + "\n".join(problems)
+
+
+def test_mention_sources_found():
+    names = {str(p.relative_to(ROOT)) for p in _SOURCES}
+    assert {"README.md", "config.yaml", "Snakefile", "gradcheck/guidance.py", "rules/common.smk"} <= names
+    assert not {n for n in names if n.startswith("tests/")}
+
+
+def test_checker_reports_missing_files(tmp_path):
+    for name in ("docs/method.md", "configs/tiny.yaml", "gradcheck/stats.py", "README.md", "config.yaml"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    page = tmp_path / "docs" / "page.md"
+    page.write_text(
+        "See docs/method.md, configs/tiny.yaml and `gradcheck/stats.py`. README.md and config.yaml.\n"
+        "Outputs: results/table1.csv. Templates: docs/{page}.md, configs/<name>.yaml, rules/*.smk, $OUT/x.\n"
+        "Links: docs/method.md#top, https://example.com/docs/none.md, ../docs/none.md, a/docs/none.md,\n"
+        "./docs/gone.md.\n"
+        "Stale: DESIGN.md, docs/missing.md. and configs/gone.yaml: here; DESIGN.md's settings.\n")
+    code = tmp_path / "gradcheck" / "mod.py"
+    code.write_text('"""Reads docs/method.md."""\n'
+                    'PATH = docs / "none"  # see gradcheck/gone.py\n'
+                    'MESSAGE = f"{x} as CHANGES.md says"\n')
+    assert missing_mentions(page, root=tmp_path) == [
+        "docs/page.md:4: names docs/gone.md, which is not in the repository",
+        "docs/page.md:5: names DESIGN.md, which is not in the repository",
+        "docs/page.md:5: names docs/missing.md, which is not in the repository",
+        "docs/page.md:5: names configs/gone.yaml, which is not in the repository",
+        "docs/page.md:5: names DESIGN.md, which is not in the repository",
+    ]
+    assert missing_mentions(code, root=tmp_path) == [
+        "gradcheck/mod.py:2: names gradcheck/gone.py, which is not in the repository",
+        "gradcheck/mod.py:3: names CHANGES.md, which is not in the repository",
+    ]
