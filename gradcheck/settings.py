@@ -142,7 +142,7 @@ class UNetConfig:
 class DDPMTrainConfig:
     """The DDPM's noise schedule and training: the default fits about 11 minutes on 2 CPU cores."""
     unet: UNetConfig = field(default_factory=UNetConfig)
-    num_train_timesteps: int = config_key("ddpm.timesteps", default=400)  # T, as the authors' code (the paper: 1000)
+    num_train_timesteps: int = config_key("ddpm.timesteps", default=400)  # T, as the authors' released model
     # betas 1e-4 -> 0.02 times 1000 / T: any T spans T = 1000's noise levels
     scale_betas: bool = config_key("ddpm.scale_betas", default=True)
     steps: int = config_key("ddpm.steps", default=4600)

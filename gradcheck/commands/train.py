@@ -26,7 +26,7 @@ DDPM, UNET, CLASSIFIER = DDPMTrainConfig, UNetConfig, ClassifierTrainConfig
         help="GroupNorm groups; every level's channels must divide into them (diffusers: 32)")
 @option("--mid-attention", type=boolean, setting=(UNET, "mid_attention"),
         help="self-attention in the middle block at the deepest level (diffusers' default: true)")
-@option("--timesteps", type=positive, setting=(DDPM, "num_train_timesteps"), help="diffusion steps T (paper: 1000)")
+@option("--timesteps", type=positive, setting=(DDPM, "num_train_timesteps"), help="diffusion steps T (the authors' model: 400)")
 @option("--scale-betas", type=boolean, setting=(DDPM, "scale_betas"),
         help="scale the linear betas (1e-4 -> 0.02) by 1000 / T, so x_T is pure noise at any T")
 @option("--steps", type=positive, setting=(DDPM, "steps"), help="optimisation steps")
