@@ -13,7 +13,7 @@
 #    DDPMPipeline directory for `gradcheck sample --ddpm`).
 # 3. benchmarks/sampling_speed.py on the device, for config.yaml's UNet and the paper's.
 # WHEELS names a folder of wheels to install first where the machine lacks a package (diffusers).
-# The H200 numbers in docs/results.md were taken with config.yaml's recipe of the day, batch 64:
+# The H200 numbers in benchmarks/README.md and docs/archive/2026-12-02-earlier-runs.md were taken with config.yaml's recipe of the day, batch 64:
 #   OUT=gpu_out EXTRA="--batch-size 64" bash benchmarks/gpu_check.sh
 set -u
 T0=$(date +%s)

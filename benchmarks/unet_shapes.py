@@ -9,7 +9,7 @@ weights, batch 96, gradient to the input only, as the sampler runs it) and a
 bfloat16-autocast AdamW training step (config.yaml's batch, 32).
 Shapes interleaved over repeats, so that drift in machine load hits each alike; ratios to
 the first taken in one run compare across machines, seconds do not. Speed only: a narrower
-UNet must also train to the same quality (docs/development.md says which were measured).
+UNet must also train to the same quality (docs/decisions/ddpm-recipe.md says which were measured).
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import importlib.metadata
 import json
 import os
@@ -58,7 +59,8 @@ def model_records(models: dict[str, str | os.PathLike]) -> dict[str, dict]:
 
 def run_record(config: dict, repo: str | os.PathLike, job_outputs: list[str | os.PathLike],
                models: dict[str, str | os.PathLike] | None = None) -> dict:
-    record = {"config": config, "git": git_state(repo), "packages": package_versions(),
+    record = {"created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "config": config, "git": git_state(repo), "packages": package_versions(),
               "python": sys.version.split()[0], "platform": platform.platform(), "jobs": job_devices(job_outputs)}
     if models is not None:
         record["models"] = model_records(models)

@@ -187,7 +187,7 @@ def what_was_run(run: dict) -> str:
     commit = git.get("commit")
     state = (f"commit `{commit}`" + (" with uncommitted changes" if git.get("dirty") else "")
              if commit else "outside a git checkout (no commit recorded)")
-    date = record.get("date") or f"{run['record_date']} (the run record's date)"
+    date = (record.get("created") or "")[:10] or f"{run['record_date']} (the run record file's date)"
     data, ddpm, sampling, grid = cfg["data"], cfg["ddpm"], cfg["sampling"], cfg["grid"]
     source = {"sportballs": "SportBalls, drawn procedurally", "digits": "scikit-learn's handwritten digits",
               "folder": f"the image folder `{data.get('folder')}`"}.get(data["source"], data["source"])
