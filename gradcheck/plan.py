@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 
-from .settings import GUIDES, REPLICATE_STRIDE, ROLES, linear_beta_range, unet_config
+from .settings import GUIDES, REPLICATE_STRIDE, ROLES, ClassifierTrainConfig, default, linear_beta_range, unet_config
 
 CELL = "{classifier}/x0-{x0}_{stabiliser}_s-{scale}"
 CELL_NAME = "{classifier}_x0-{x0}_{stabiliser}_s-{scale}"
@@ -23,6 +23,8 @@ JUDGE = "results/models/judge.pt"
 FEATURES = "results/models/features.pt"  # the FID feature network: never guides, never judges
 DIGITS_FOLDER = "results/data/digits"  # scikit-learn's digits, exported as an image folder
 TRACE_QUANTITIES = ["grad_norm", "eps_cosine", "judge_confidence"]
+# the data set file and its contact sheet are named after the source: results/data/<name>.npz, figures/<name>.png
+DATA_NAMES = {"sportballs": "sportballs", "digits": "digits", "folder": "images"}
 HEADLINE_CELL = dict(classifier="nonrobust", x0="true", stabiliser="adam")  # the paper's 85.9%
 NEVER = "(?!)"  # a wildcard pattern that matches nothing: the rule is off
 
@@ -165,8 +167,7 @@ class Plan:
         self.study = cfg.get("sensitivity") or {}
         self.class_counts = self.check()
         self.replicates = list(range(cfg["replicates"]))
-        # the data set file and its contact sheet, named after the source
-        name = {"sportballs": "sportballs", "digits": "digits", "folder": "images"}[cfg["data"]["source"]]
+        name = DATA_NAMES[cfg["data"]["source"]]
         self.data, self.data_sheet = f"results/data/{name}.npz", f"results/figures/{name}.png"
         self.scale = fmt_scale(cfg["grid"]["scale"])
 
@@ -274,7 +275,9 @@ class Plan:
 
     def architecture(self, role):
         """The torchvision architecture a classifier role trains (the guides: the paper's MobileNetV3-small)."""
-        return self.cfg["classifiers"][ARCHITECTURE_KEY[role]] if role in ARCHITECTURE_KEY else "mobilenet_v3_small"
+        if role in ARCHITECTURE_KEY:
+            return self.cfg["classifiers"][ARCHITECTURE_KEY[role]]
+        return default(ClassifierTrainConfig, "architecture")
 
     def model_name(self, base, timesteps=None, replicate=0):
         """The file name of a model: 'ddpm', 'ddpm_T25', 'robust_r1', 'robust_T25_r2', 'judge'.

@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from .atomic import atomic_path, write_text
+from .plan import DATA_NAMES, TRACE_QUANTITIES
 
 PAGE = "results.md"
 FIGURES = "figures/current"  # under the docs folder
@@ -32,8 +33,6 @@ DECISION = "decisions/ddpm-recipe.md"
 README = "../README.md"  # from the docs folder
 REQUIRED = ("run_record.json", "table1.md", "table1.csv", "findings.md", "ddpm.csv", "classifiers.csv",
             "scale_ablation.csv")
-DATA_SHEETS = {"sportballs": "sportballs.png", "digits": "digits.png", "folder": "images.png"}
-TRACES = ("grad_norm", "eps_cosine", "judge_confidence")
 STABILISERS = {"none": "none", "adam": "ADAM"}  # any other name (ema0.9, ...) is shown as written
 
 
@@ -314,7 +313,7 @@ def figure_captions(run: dict) -> list[tuple[str, str, str]]:
     cfg = run["record"]["config"]
     grid, sampling = cfg["grid"], cfg["sampling"]
     s, target = grid["scale"], sampling["target"]
-    sheet = DATA_SHEETS.get(cfg["data"]["source"], f"{cfg['data']['source']}.png")
+    sheet = f"{DATA_NAMES.get(cfg['data']['source'], cfg['data']['source'])}.png"
     shown = [
         ("run", sheet, "Training examples of the data set, one row per class."),
         ("table1", "replicates.png", f"Judge accuracy of every grid cell at s = {s}, one dot per training "
@@ -345,7 +344,7 @@ def figure_captions(run: dict) -> list[tuple[str, str, str]]:
               "eps_cosine": "Cosine between the applied guidance direction and the DDPM's noise prediction per "
                             "sampling step",
               "judge_confidence": f"The judge's confidence in {target} on x0-hat per sampling step"}
-    shown += [("figures", f"trace_{q}.png", f"{traces[q]}, for every grid cell at s = {s}.") for q in TRACES]
+    shown += [("figures", f"trace_{q}.png", f"{traces[q]}, for every grid cell at s = {s}.") for q in TRACE_QUANTITIES]
     figures = run["results"] / "figures"
     return [(section, name, caption) for section, name, caption in shown if (figures / name).is_file()]
 
