@@ -19,32 +19,37 @@ log = logging.getLogger(__name__)
 
 
 def load_models(ddpm: str | os.PathLike, classifier: str | os.PathLike, judge: str | os.PathLike | None,
-                device, unet_dtype: str):
-    """(unet, scheduler, classifier, its metadata, judge or None), frozen, each checked against the others."""
+                device, unet_dtype: str, reference: str | os.PathLike | None = None):
+    """(unet, scheduler, classifier, its metadata, judge or None, reference or None), frozen, each
+    checked against the others."""
     unet, scheduler = load_pipeline(ddpm, device, unet_dtype)
     guide, meta = load_classifier(classifier, device)
-    scorer = None
-    if judge:
-        scorer, judge_meta = load_classifier(judge, device)
-        if judge_meta["classes"] != meta["classes"]:
-            raise ValueError(f"judge {judge} knows classes {judge_meta['classes']}, "
-                             f"the classifier {classifier} {meta['classes']}")
+    watchers = []
+    for role, path in (("judge", judge), ("reference", reference)):
+        watcher = None
+        if path:
+            watcher, watcher_meta = load_classifier(path, device)
+            if watcher_meta["classes"] != meta["classes"]:
+                raise ValueError(f"{role} {path} knows classes {watcher_meta['classes']}, "
+                                 f"the classifier {classifier} {meta['classes']}")
+        watchers.append(watcher)
+    scorer, ref = watchers
     if meta["image_size"] != unet.config.sample_size:
         raise ValueError(f"classifier {classifier} was trained on {meta['image_size']} px images "
                          f"but the DDPM {ddpm} makes {unet.config.sample_size} px images")
-    for model in (unet, guide, scorer):
+    unet.requires_grad_(False)
+    for model in (guide, scorer, ref):
         if model is not None:
-            model.requires_grad_(False)
-    to_classifier_layout(guide, device)
-    to_classifier_layout(scorer, device)
-    return unet, scheduler, guide, meta, scorer
+            to_classifier_layout(model.requires_grad_(False), device)
+    return unet, scheduler, guide, meta, scorer, ref
 
 
 def sample_cell(ddpm, classifier, target_name: str, settings: dict, seeds: list[int], num_samples: int,
-                batch_size: int, steps: int | None, device, unet_dtype: str, judge=None, judge_every: int = 1):
+                batch_size: int, steps: int | None, device, unet_dtype: str, judge=None, judge_every: int = 1,
+                reference=None):
     """Sample one cell: ``num_samples`` per sampling seed, guided as ``settings`` (GuidanceSettings' fields
     but the target, given by name). Returns (images in [-1, 1], the sample seeds, the trace, the record)."""
-    unet, scheduler, guide, meta, scorer = load_models(ddpm, classifier, judge, device, unet_dtype)
+    unet, scheduler, guide, meta, scorer, ref = load_models(ddpm, classifier, judge, device, unet_dtype, reference)
     if target_name not in meta["classes"]:
         raise ValueError(f"unknown target class {target_name!r}; {classifier} knows: {', '.join(meta['classes'])}")
     guidance = GuidanceSettings(**settings, target=meta["classes"].index(target_name))
@@ -57,9 +62,11 @@ def sample_cell(ddpm, classifier, target_name: str, settings: dict, seeds: list[
     log.info("sampling %d images (%d per seed, seeds %s) with %s on %s",
              len(sample_ids), num_samples, seeds, guidance, describe(device))
     images, trace = sample_seeds(sample_ids, unet, scheduler, guide, guidance, batch_size, steps, device,
-                                 judge=scorer, judge_every=judge_every)
+                                 judge=scorer, judge_every=judge_every, reference=ref)
     record = {"settings": {**vars(guidance), "adam": guidance.adam}, "target_name": target_name,
+              "step": vars(guidance.step), "compute_per_sample": trace.compute_per_sample(),
               "ddpm": str(ddpm), "classifier": str(classifier), "judge": judge and str(judge),
+              "reference": reference and str(reference),
               "judge_every": judge_every, "sampling_seeds": seeds, "samples_per_seed": num_samples,
               "num_inference_steps": steps or timesteps, "num_train_timesteps": timesteps, "unet_dtype": unet_dtype,
               "device": describe(device)}

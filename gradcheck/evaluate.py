@@ -1,6 +1,7 @@
-"""One cell's metrics over every training replicate: guide and judge accuracy, fooled rate, FID, KID
-and the consecutive-step cosine, each with a hierarchical bootstrap interval (replicates, then
-sampling seeds, then samples), and the per-sample outcomes that paired verdicts compare.
+"""One cell's metrics over every training replicate: guide and judge accuracy, fooled rate, FID, KID,
+the consecutive-step cosine and the informativeness of the guidance, each with a hierarchical
+bootstrap interval (replicates, then sampling seeds, then samples), the compute per sample, and the
+per-sample outcomes that paired verdicts compare.
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ def per_sample_cosine(cosine: np.ndarray, late_fraction: float = LATE_FRACTION) 
         return np.nanmean(cosine, axis=0), np.nanmean(cosine[-late:], axis=0)
 
 
+def per_sample_mean(trace: np.ndarray) -> np.ndarray:
+    """(steps, samples) -> each sample's mean over the steps where it was measured; NaN where none was."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(trace, axis=0)
+
+
 def groups_of(seed_index: np.ndarray, replicate: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
     """(replicate, seed, sample indices) of every group, replicate-major: the FID's real images follow this order."""
     return [(int(r), int(s), np.flatnonzero((replicate == r) & (seed_index == s)))
@@ -35,8 +43,11 @@ def groups_of(seed_index: np.ndarray, replicate: np.ndarray) -> list[tuple[int, 
 
 def cell_metrics(*, guide_says: np.ndarray, judge_says: np.ndarray, cosine: np.ndarray, seed_index: np.ndarray,
                  replicate: np.ndarray, features: list[tuple[np.ndarray, np.ndarray]], fid: list[float],
-                 kid: list[float], n_boot: int, confidence: float, bootstrap_seed: int = 0) -> dict:
+                 kid: list[float], n_boot: int, confidence: float, bootstrap_seed: int = 0,
+                 informativeness: np.ndarray | None = None) -> dict:
     """Every metric with its interval; ``features``, ``fid`` and ``kid`` per group of :func:`groups_of`.
+    ``informativeness`` (steps, samples): cos(applied direction, the reference's gradient), NaN where
+    not measured; each sample's mean over its measured steps is the sample's value.
 
     Point estimates of FID and KID are torchmetrics' (``fid``, ``kid``: means over groups, which weigh
     replicates alike since each has as many seeds); the bootstrap resamples the feature-space formulas.
@@ -44,6 +55,7 @@ def cell_metrics(*, guide_says: np.ndarray, judge_says: np.ndarray, cosine: np.n
     groups = groups_of(seed_index, replicate)
     replicate_of = [r for r, _, _ in groups]
     all_steps, late = per_sample_cosine(cosine)
+    informative = per_sample_mean(informativeness) if informativeness is not None else np.full(len(guide_says), np.nan)
 
     def interval(values, statistic, name, estimate=None, correct_bias=False):
         ci = hierarchical_bootstrap(values, statistic, n_boot=n_boot, confidence=confidence, seed=bootstrap_seed,
@@ -60,7 +72,7 @@ def cell_metrics(*, guide_says: np.ndarray, judge_says: np.ndarray, cosine: np.n
     row |= interval(per_group(fooled), mean_statistic, "fooled")
     row |= interval(features, frechet_distance_features, "fid", float(np.mean(fid)), correct_bias=True)
     row |= interval(features, kernel_inception_distance_features, "kid", float(np.mean(kid)), correct_bias=True)
-    for name, values in (("cosine_mean", all_steps), ("cosine_late", late)):
+    for name, values in (("cosine_mean", all_steps), ("cosine_late", late), ("informativeness", informative)):
         if np.isnan(values).all():
             row |= {name: None, f"{name}_low": None, f"{name}_high": None}
         else:
@@ -74,7 +86,8 @@ def cell_metrics(*, guide_says: np.ndarray, judge_says: np.ndarray, cosine: np.n
     # per sample, so that two cells sampled from the same seeds can be compared pairwise
     row["per_sample"] = {"replicate": replicate.astype(int).tolist(), "seed_index": seed_index.astype(int).tolist(),
                          "guide": guide_says.astype(int).tolist(), "judge": judge_says.astype(int).tolist(),
-                         "cosine": _list(all_steps), "cosine_late": _list(late)}
+                         "cosine": _list(all_steps), "cosine_late": _list(late),
+                         "informativeness": _list(informative)}
     return row
 
 
@@ -108,7 +121,7 @@ def evaluate_cell(samples_paths: list, guides: list, judge, data_path, *, featur
     from .classifier import load_classifier, predict
     from .data import images_to_tensor, load_dataset
     from .metrics import feature_network, frechet_distance, image_features, kernel_inception_distance
-    from .samples import load_replicates
+    from .samples import COMPUTE, load_replicates
 
     if len(guides) not in (1, len(samples_paths)):
         raise ValueError(f"--classifier takes one guide per --samples file (its replicate's), "
@@ -141,9 +154,13 @@ def evaluate_cell(samples_paths: list, guides: list, judge, data_path, *, featur
            "target": record["target_name"], "replicates": len(samples_paths),
            "seeds": len(groups) // len(samples_paths),  # sampling seeds per replicate
            "samples_per_seed": smallest, "n": n, "features": feature_name, "confidence": confidence,
-           "n_boot": n_boot, "samples": " ".join(map(str, samples_paths))}
+           "n_boot": n_boot, "samples": " ".join(map(str, samples_paths)),
+           # what one sample cost: the method's passes (the judge's and the reference's are the instruments')
+           **{name: (int(counts.sum()) if (counts := (samples["compute"] or {}).get(name)) is not None else None)
+              for name in COMPUTE}}
     return row | cell_metrics(
         guide_says=guide_says, judge_says=judge_says, cosine=samples["cosine"], seed_index=samples["seed_index"],
         replicate=samples["replicate"], features=[(image_features(r, feature), image_features(f, feature)) for r, f in pairs],
         fid=[frechet_distance(r, f, feature) for r, f in pairs], kid=[kernel_inception_distance(r, f, feature) for r, f in pairs],
-        n_boot=n_boot, confidence=confidence, bootstrap_seed=bootstrap_seed)
+        n_boot=n_boot, confidence=confidence, bootstrap_seed=bootstrap_seed,
+        informativeness=samples["informativeness"])

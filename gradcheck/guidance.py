@@ -19,6 +19,15 @@ Beside (5) the trace keeps diagnostics per step and sample: the raw gradient nor
 norm of the mean shift, cos(applied direction, eps), and, when a judge classifier is
 given, its confidence p(y | x0_hat) on the clipped x0 estimate.
 
+The training-free guidance methods since the paper are settings of the same step
+(:class:`gradcheck.settings.GuidedStep`, docs/methods.md): where the classifier looks (x_t,
+x0_hat through the UNet, or x0_hat detached), where the step lands (the mean, or x0_hat before
+the posterior step), its length (eq. 2; s sigma_t^2 g; DPS's s g / |log p|), K passes with
+re-noising between them, and gradient steps on x0 per pass. Every step counts its UNet
+forwards and backwards and its classifier passes, and, given a reference classifier (the
+noise-aware guide), the trace keeps the cosine between the applied direction and that
+classifier's gradient at the same x_t: how informative the guidance is.
+
 The sampler is a plain function of (unet, scheduler, classifier, noise, settings).
 Every sample owns a ``torch.Generator``, so its noise, and so its result, does not
 depend on which grid cell asked for it, nor, in float32, on the batch it is sampled in. A
@@ -30,7 +39,8 @@ between batch sizes: there the batch moves samples by less than bfloat16 itself 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -52,18 +62,30 @@ class SamplingTrace:
     term_norm: torch.Tensor         # (K, B): ||s * sigma_t^2 * g||, the shift of the mean
     eps_cosine: torch.Tensor        # (K, B): cos(applied g, eps); negative = along the denoising direction
     judge_confidence: torch.Tensor  # (K, B): judge's p(y | clip(x0_hat)); NaN without a judge
+    # (K, B): cos(applied direction, the reference classifier's grad log p(y | x_t)) at the judge's
+    # steps; NaN elsewhere and without a reference
+    informativeness: torch.Tensor
+    # (K,) per sample: the method's UNet forwards and backwards and classifier forwards and backwards
+    # (the judge's and the reference's passes are the instruments', not counted)
+    compute: dict[str, torch.Tensor] = field(default_factory=dict)
 
-    PER_SAMPLE = ("cosine", "grad_norm", "term_norm", "eps_cosine", "judge_confidence")
+    PER_SAMPLE = ("cosine", "grad_norm", "term_norm", "eps_cosine", "judge_confidence", "informativeness")
+    COMPUTE = ("unet_forward", "unet_backward", "classifier_forward", "classifier_backward")
 
     @classmethod
     def empty(cls, timesteps: torch.Tensor, batch: int) -> "SamplingTrace":
-        return cls(timesteps, *(torch.full((len(timesteps), batch), float("nan")) for _ in cls.PER_SAMPLE))
+        return cls(timesteps, *(torch.full((len(timesteps), batch), float("nan")) for _ in cls.PER_SAMPLE),
+                   compute={name: torch.zeros(len(timesteps), dtype=torch.int64) for name in cls.COMPUTE})
 
     @classmethod
     def concat(cls, traces: list["SamplingTrace"]) -> "SamplingTrace":
-        """Join traces of batches of the same run along the sample axis."""
+        """Join traces of batches of the same run along the sample axis (counts are per sample: the same)."""
         return cls(traces[0].timesteps, *(torch.cat([getattr(t, f) for t in traces], dim=1)
-                                          for f in cls.PER_SAMPLE))
+                                          for f in cls.PER_SAMPLE), compute=traces[0].compute)
+
+    def compute_per_sample(self) -> dict[str, int]:
+        """Each count summed over the steps: the cost of one sample."""
+        return {name: int(self.compute[name].sum()) for name in self.COMPUTE}
 
 
 def per_sample_seeds(sampling_seeds: list[int], num_samples: int) -> list[int]:
@@ -88,6 +110,28 @@ def initial_noise(generators: list[torch.Generator], shape: tuple[int, ...], dev
 def x0_estimate(x_t: torch.Tensor, eps: torch.Tensor, alpha_bar_t: torch.Tensor) -> torch.Tensor:
     """Eq. 3: the one-step estimate of the clean image (unclipped, so gradients flow)."""
     return (x_t - (1 - alpha_bar_t).sqrt() * eps) / alpha_bar_t.sqrt()
+
+
+def _alpha_bars(scheduler: DDPMScheduler, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+    prev_t = int(scheduler.previous_timestep(t))
+    abar_t = scheduler.alphas_cumprod[int(t)]
+    return abar_t, scheduler.alphas_cumprod[prev_t] if prev_t >= 0 else torch.tensor(1.0)
+
+
+def x0_coefficient(scheduler: DDPMScheduler, t: int) -> torch.Tensor:
+    """The posterior mean's coefficient of x0, sqrt(abar_prev) beta_t / (1 - abar_t): moving x0_hat by d
+    moves the mean of x_{t-1} by this times d (diffusers' ``pred_original_sample_coeff``)."""
+    abar_t, abar_prev = _alpha_bars(scheduler, t)
+    return abar_prev.sqrt() * (1 - abar_t / abar_prev) / (1 - abar_t)
+
+
+def renoise(scheduler: DDPMScheduler, x_prev: torch.Tensor, t: int, generators: list[torch.Generator]) -> torch.Tensor:
+    """Back from x_{t-1} to x_t: sqrt(alpha_t) x_{t-1} + sqrt(1 - alpha_t) z, alpha_t = abar_t / abar_prev
+    (FreeDoM's time travel); z from each sample's own generator."""
+    abar_t, abar_prev = _alpha_bars(scheduler, t)
+    alpha = (abar_t / abar_prev).to(x_prev.device)
+    z = randn_tensor(x_prev.shape, generator=generators, device=x_prev.device)
+    return alpha.sqrt() * x_prev + (1 - alpha).sqrt() * z
 
 
 def posterior_variance(scheduler: DDPMScheduler, t: int) -> torch.Tensor:
@@ -163,39 +207,113 @@ def normalise(g: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     return g * factor.view(-1, *([1] * (g.dim() - 1)))
 
 
-def classifier_gradient(classifier, x_in: torch.Tensor, x_leaf: torch.Tensor, target: int,
-                        objective: str = "log_prob") -> torch.Tensor:
-    """grad_{x_leaf} of log p(y | x_in) or of the raw logit of y; x_in is x_leaf or a function of it."""
+def classifier_score_gradient(classifier, x_in: torch.Tensor, x_leaf: torch.Tensor, target: int,
+                              objective: str = "log_prob") -> tuple[torch.Tensor, torch.Tensor]:
+    """(grad_{x_leaf} of log p(y | x_in) or of the raw logit of y, that score per sample);
+    x_in is x_leaf or a function of it."""
     logits = classifier(x_in.contiguous(memory_format=input_layout(classifier))).float()
     score = F.log_softmax(logits, dim=1)[:, target] if objective == "log_prob" else logits[:, target]
     (g,) = torch.autograd.grad(score.sum(), x_leaf)
-    return g
+    return g, score.detach()
+
+
+def classifier_gradient(classifier, x_in: torch.Tensor, x_leaf: torch.Tensor, target: int,
+                        objective: str = "log_prob") -> torch.Tensor:
+    """grad_{x_leaf} of log p(y | x_in) or of the raw logit of y; x_in is x_leaf or a function of it."""
+    return classifier_score_gradient(classifier, x_in, x_leaf, target, objective)[0]
+
+
+class Look(NamedTuple):
+    """What one UNet forward and one classifier pass give a step."""
+    eps: torch.Tensor                  # eps_theta(x_t, t), float32, detached
+    g: torch.Tensor | None             # the raw gradient: w.r.t. x_t, or w.r.t. x0_hat on the detached path
+    score: torch.Tensor | None         # log p(y | x_in) (or the logit) per sample
+    x0: torch.Tensor | None = None     # the detached path's x0_hat (unclipped), where its gradient was taken
+
+
+def x0_gradient(classifier, x0: torch.Tensor, settings: GuidanceSettings) -> tuple[torch.Tensor, torch.Tensor]:
+    """(grad w.r.t. x0 of the classifier's score of x0, clipped as the settings say; the score): the
+    detached path's gradient, which reaches no UNet."""
+    x0_leaf = x0.detach().requires_grad_(True)
+    x_in = x0_leaf.clamp(-1, 1) if settings.clip_x0 else x0_leaf  # clamp passes no gradient through clipped pixels
+    return classifier_score_gradient(classifier, x_in, x0_leaf, settings.target, settings.objective)
 
 
 def noise_and_gradient(unet: UNet2DModel, classifier: torch.nn.Module | None, x: torch.Tensor, t,
-                       alpha_bar_t: torch.Tensor, settings: GuidanceSettings) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """eps_theta(x_t, t) and the raw classifier gradient g w.r.t. x_t (None without a classifier).
+                       alpha_bar_t: torch.Tensor, settings: GuidanceSettings) -> Look:
+    """eps_theta(x_t, t) and the raw classifier gradient g (None without a classifier), where the
+    settings' step looks: w.r.t. x_t of the classifier on x_t or on x0_hat(x_t) through the UNet, or
+    w.r.t. a detached x0_hat.
 
-    With x0-hat, one UNet forward serves both the denoising step and, through x0_hat, the
-    gradient. The UNet runs in the dtype of its parameters; eps and g come back in float32.
+    Through x0-hat, one UNet forward serves both the denoising step and the gradient. The UNet runs in
+    the dtype of its parameters; eps and g come back in float32.
     """
     unet_dtype = next(unet.parameters()).dtype
-    if classifier is None or not settings.x0_hat:
+    look = settings.step.look
+    if classifier is None or look != "x0_hat":
         # inference_mode measured no faster than no_grad here; the flash attention kernel is
         # slow only in its backward (benchmarks/sampling_speed.py)
         with torch.no_grad():
             eps = unet(x.to(unet_dtype), t).sample.float()
         if classifier is None:
-            return eps, None
+            return Look(eps, None, None)
+        if look == "x0_detached":
+            x0 = x0_estimate(x, eps, alpha_bar_t)
+            return Look(eps, *x0_gradient(classifier, x0, settings), x0)
         x_leaf = x.detach().requires_grad_(True)
-        return eps, classifier_gradient(classifier, x_leaf, x_leaf, settings.target, settings.objective)
+        return Look(eps, *classifier_score_gradient(classifier, x_leaf, x_leaf, settings.target, settings.objective))
     x_leaf = x.detach().requires_grad_(True)
     with attention_kernel(x.device, unet_dtype):
         eps = unet(x_leaf.to(unet_dtype), t).sample.float()
     x0 = x0_estimate(x_leaf, eps, alpha_bar_t)
     if settings.clip_x0:  # clamp passes no gradient through the clipped pixels
         x0 = x0.clamp(-1, 1)
-    return eps.detach(), classifier_gradient(classifier, x0, x_leaf, settings.target, settings.objective)
+    return Look(eps.detach(), *classifier_score_gradient(classifier, x0, x_leaf, settings.target, settings.objective))
+
+
+def _check_finite(g: torch.Tensor, k: int, t) -> None:
+    if not torch.isfinite(g).all():
+        bad = (~torch.isfinite(g.flatten(1))).any(1).nonzero().flatten().tolist()
+        raise GuidanceError(f"non-finite classifier gradient at sampling step {k} (timestep {int(t)}) for samples {bad}")
+
+
+def guidance_shift(scheduler: DDPMScheduler, classifier, look: Look, t, settings: GuidanceSettings, stabilise,
+                   k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """The guided step's shift of x_{t-1}: (shift, applied direction, raw gradient norm, classifier passes).
+
+    The direction is what the stabiliser and the step rule made of the gradient (its sum over the inner
+    steps); the shift is the direction times the step's length, moved to the mean: s sigma_t^2 for eq. 2
+    (after scaling g to ||eps||) and fixed steps, s / |score| for DPS. A step that lands on x0_hat moves it
+    by that length over c_t (the posterior mean's x0 coefficient) and the inner steps share it, so one
+    inner step moves the mean exactly as far as the paper's step does, and s means the same in every method.
+    """
+    step, g = settings.step, look.g
+    _check_finite(g, k, t)
+    grad_norm = per_sample_norm(g)
+    sigma2 = posterior_variance(scheduler, int(t)).to(g.device)
+
+    def direction_of(g):
+        if stabilise is not None:
+            g = stabilise(g)
+        return normalise(g, look.eps) if step.step_rule == "eq2" else g
+
+    if step.land == "mean":
+        g = direction_of(g)
+        if step.step_rule == "dps":  # DPS: s grad log p / |log p| per sample, on x_{t-1} (no sigma^2)
+            length = settings.scale / look.score.abs().clamp(min=torch.finfo(g.dtype).tiny)
+            return length.view(-1, *([1] * (g.dim() - 1))) * g, g, grad_norm, 1
+        return settings.scale * sigma2 * g, g, grad_norm, 1
+    # land on x0_hat: inner gradient steps from the detached x0_hat, each 1 / inner_steps of the length
+    coefficient = x0_coefficient(scheduler, int(t)).to(g.device)
+    length = settings.scale * sigma2 / coefficient / step.inner_steps
+    x0, direction = look.x0, torch.zeros_like(g)
+    for i in range(step.inner_steps):
+        if i:
+            g, _ = x0_gradient(classifier, x0, settings)
+            _check_finite(g, k, t)
+        d = direction_of(g)
+        x0, direction = x0 + length * d, direction + d
+    return coefficient * (x0 - look.x0), direction, grad_norm, step.inner_steps
 
 
 def guided_sample(
@@ -209,15 +327,18 @@ def guided_sample(
     progress: bool = True,
     judge: torch.nn.Module | None = None,
     judge_every: int = 1,
+    reference: torch.nn.Module | None = None,
 ) -> tuple[torch.Tensor, SamplingTrace]:
     """Sample from x_T = ``noise`` with classifier guidance; returns images in [-1, 1] and the trace.
 
     ``num_inference_steps`` respaces the schedule (fewer steps for CPU runs); None uses
     every training step. ``judge``, a classifier that only watches, scores x0_hat at every
-    ``judge_every``-th step and at the last (NaN between); it never changes the samples. The
-    unet and classifiers should be in eval mode. The unet runs in the dtype of its parameters;
-    everything else in float32. Classifiers get their inputs in the memory layout of their
-    weights (``speed.to_classifier_layout`` makes them channels-last, faster on CPU).
+    ``judge_every``-th step and at the last (NaN between); it never changes the samples. At the same
+    steps ``reference``, a noise-aware classifier that only watches too, gives the direction that the
+    applied guidance is compared with (the trace's informativeness). The unet and classifiers should
+    be in eval mode. The unet runs in the dtype of its parameters; everything else in float32.
+    Classifiers get their inputs in the memory layout of their weights (``speed.to_classifier_layout``
+    makes them channels-last, faster on CPU).
     """
     steps = num_inference_steps or scheduler.config.num_train_timesteps
     if steps <= 0:
@@ -232,41 +353,55 @@ def guided_sample(
     scheduler.set_timesteps(steps, device=noise.device)
     alphas_cumprod = scheduler.alphas_cumprod.to(noise.device)
     stabilise = make_stabiliser(settings)
+    step = settings.step
+    passes = step.recurrence if guided else 1
 
     trace = SamplingTrace.empty(scheduler.timesteps.cpu(), noise.shape[0])
+    count = trace.compute
     x, prev_g = noise, None
     for k, t in enumerate(tqdm(scheduler.timesteps, desc="sampling", file=sys.stderr, disable=not progress)):
-        eps, g = noise_and_gradient(unet, classifier if guided else None, x, t, alphas_cumprod[t], settings)
-
-        with torch.no_grad():
-            if judge is not None and (k % judge_every == 0 or k == steps - 1):
-                x0_seen = x0_estimate(x, eps, alphas_cumprod[t]).clamp(-1, 1).contiguous(memory_format=input_layout(judge))
-                trace.judge_confidence[k] = F.softmax(judge(x0_seen).float(), dim=1)[:, settings.target].cpu()
-            x_next = scheduler.step(eps, t, x, generator=generators).prev_sample
+        for r in range(passes):  # K > 1: re-noise x_{t-1} back to x_t and take the step again
+            if r:
+                with torch.no_grad():
+                    x = renoise(scheduler, x_next, int(t), generators)
+            look = noise_and_gradient(unet, classifier if guided else None, x, t, alphas_cumprod[t], settings)
+            eps, watch = look.eps, r == passes - 1 and (k % judge_every == 0 or k == steps - 1)
+            count["unet_forward"][k] += 1
             if guided:
-                if not torch.isfinite(g).all():
-                    bad = (~torch.isfinite(g.flatten(1))).any(1).nonzero().flatten().tolist()
-                    raise GuidanceError(f"non-finite classifier gradient at sampling step {k} "
-                                        f"(timestep {int(t)}) for samples {bad}")
-                trace.grad_norm[k] = per_sample_norm(g).cpu()
-                if stabilise is not None:
-                    g = stabilise(g)
-                if settings.normalise:
-                    g = normalise(g, eps)
-                term = settings.scale * posterior_variance(scheduler, int(t)).to(x.device) * g
-                x_next = x_next + term  # prev_sample = mu + sigma z, so this is mu~ + sigma z
-                trace.term_norm[k] = per_sample_norm(term).cpu()
-                trace.eps_cosine[k] = F.cosine_similarity(g.flatten(1), eps.flatten(1), dim=1).cpu()
-                if prev_g is not None:
-                    trace.cosine[k] = F.cosine_similarity(g.flatten(1), prev_g.flatten(1), dim=1).cpu()
-                prev_g = g
+                count["unet_backward"][k] += int(step.look == "x0_hat")
+
+            with torch.no_grad():
+                if judge is not None and watch:
+                    x0_seen = x0_estimate(x, eps, alphas_cumprod[t]).clamp(-1, 1).contiguous(memory_format=input_layout(judge))
+                    trace.judge_confidence[k] = F.softmax(judge(x0_seen).float(), dim=1)[:, settings.target].cpu()
+                x_next = scheduler.step(eps, t, x, generator=generators).prev_sample
+            if not guided:
+                continue
+            # outside no_grad: inner steps on x0 take classifier gradients
+            shift, g, grad_norm, classifier_passes = guidance_shift(scheduler, classifier, look, t, settings,
+                                                                    stabilise, k)
+            count["classifier_forward"][k] += classifier_passes
+            count["classifier_backward"][k] += classifier_passes
+            x_next = x_next + shift  # prev_sample = mu + sigma z, so this is mu~ + sigma z
+            trace.grad_norm[k] = grad_norm.cpu()
+            trace.term_norm[k] = per_sample_norm(shift).cpu()
+            trace.eps_cosine[k] = F.cosine_similarity(g.flatten(1), eps.flatten(1), dim=1).cpu()
+            if reference is not None and watch:
+                x_leaf = x.detach().requires_grad_(True)
+                ref = classifier_gradient(reference, x_leaf, x_leaf, settings.target, "log_prob")
+                trace.informativeness[k] = F.cosine_similarity(g.flatten(1), ref.flatten(1), dim=1).cpu()
+        if guided:  # eq. 5 between the last passes of consecutive steps
+            if prev_g is not None:
+                trace.cosine[k] = F.cosine_similarity(g.flatten(1), prev_g.flatten(1), dim=1).cpu()
+            prev_g = g
         x = x_next
     return x.detach(), trace
 
 
 def sample_seeds(seeds: list[int], unet, scheduler, classifier, settings: GuidanceSettings, batch_size: int,
                  num_inference_steps: int | None, device, progress: bool = True,
-                 judge: torch.nn.Module | None = None, judge_every: int = 1) -> tuple[torch.Tensor, SamplingTrace]:
+                 judge: torch.nn.Module | None = None, judge_every: int = 1,
+                 reference: torch.nn.Module | None = None) -> tuple[torch.Tensor, SamplingTrace]:
     """Sample one image per seed in batches of ``batch_size``; the result does not depend on it."""
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -276,7 +411,7 @@ def sample_seeds(seeds: list[int], unet, scheduler, classifier, settings: Guidan
         gens = sample_generators(seeds[i:i + batch_size])
         noise = initial_noise(gens, shape, device)
         x, trace = guided_sample(unet, scheduler, classifier, noise, settings, gens, num_inference_steps, progress,
-                                 judge=judge, judge_every=judge_every)
+                                 judge=judge, judge_every=judge_every, reference=reference)
         images.append(x.cpu())
         traces.append(trace)
     return torch.cat(images), SamplingTrace.concat(traces)

@@ -22,7 +22,7 @@ METRICS = f"results/metrics/{CELL}.json"
 JUDGE = "results/models/judge.pt"
 FEATURES = "results/models/features.pt"  # the FID feature network: never guides, never judges
 DIGITS_FOLDER = "results/data/digits"  # scikit-learn's digits, exported as an image folder
-TRACE_QUANTITIES = ["grad_norm", "eps_cosine", "judge_confidence"]
+TRACE_QUANTITIES = ["grad_norm", "eps_cosine", "judge_confidence", "informativeness"]
 # the data set file and its contact sheet are named after the source: results/data/<name>.npz, figures/<name>.png
 DATA_NAMES = {"sportballs": "sportballs", "digits": "digits", "folder": "images"}
 HEADLINE_CELL = dict(classifier="nonrobust", x0="true", stabiliser="adam")  # the paper's 85.9%
@@ -309,6 +309,11 @@ class Plan:
 
     def classifier_path(self, name, timesteps=None, replicate=0):
         return f"results/models/{self.model_name(name, timesteps, replicate)}.pt"
+
+    def reference_path(self, timesteps=None, replicate=0):
+        """The classifier whose gradient at x_t the applied guidance is compared with (informativeness):
+        the replicate's noise-aware guide, at the variant's T. It watches every cell, guiding none."""
+        return self.classifier_path("robust", timesteps, replicate)
 
     def run_models(self):
         """name -> file of every model the run uses: each replicate's DDPM and guides, the judge, the features."""

@@ -28,6 +28,7 @@ TRACE_AXES = {
     "grad_norm": ("raw ||grad log p(y | x_in)||", "log", None),
     "eps_cosine": ("cos(applied guidance, eps)", "linear", (-1.05, 1.05)),
     "judge_confidence": ("judge's p(y | x0_hat)", "linear", (-0.02, 1.02)),
+    "informativeness": ("cos(applied guidance, robust grad)", "linear", (-1.05, 1.05)),
 }
 
 
@@ -66,7 +67,7 @@ def _time_axis(ax, t_max: float, quantity: str) -> None:
     ax.set_yscale(scale)
     if limits:
         ax.set_ylim(*limits)
-    if quantity in ("cosine", "eps_cosine"):
+    if quantity in ("cosine", "eps_cosine", "informativeness"):
         ax.axhline(0, color="grey", lw=0.6, ls=":")
     ax.set_ylabel(label, fontsize=8)
     ax.grid(alpha=0.3)

@@ -343,7 +343,9 @@ def figure_captions(run: dict) -> list[tuple[str, str, str]]:
     traces = {"grad_norm": "Norm of the raw classifier gradient per sampling step",
               "eps_cosine": "Cosine between the applied guidance direction and the DDPM's noise prediction per "
                             "sampling step",
-              "judge_confidence": f"The judge's confidence in {target} on x0-hat per sampling step"}
+              "judge_confidence": f"The judge's confidence in {target} on x0-hat per sampling step",
+              "informativeness": "Cosine between the applied guidance direction and the robust classifier's "
+                                 "gradient at the same x_t, at the judge's steps"}
     shown += [("figures", f"trace_{q}.png", f"{traces[q]}, for every grid cell at s = {s}.") for q in TRACE_QUANTITIES]
     figures = run["results"] / "figures"
     return [(section, name, caption) for section, name, caption in shown if (figures / name).is_file()]

@@ -13,16 +13,23 @@ from .atomic import atomic_path
 
 _KEYS = ("images", "seeds", "seed_index", "timesteps", "cosine", "grad_norm", "term_norm", "eps_cosine",
          "judge_confidence", "record")
+# added with the training-free methods (results format of 2026-12-02): a file without them reads as
+# informativeness not measured (NaN) and compute not counted (absent)
+_OPTIONAL = ("informativeness",)
+COMPUTE = ("unet_forward", "unet_backward", "classifier_forward", "classifier_backward")
 
 
 def save_samples(path: str | os.PathLike, images: np.ndarray, seeds: list[int], samples_per_seed: int,
-                 timesteps: np.ndarray, trace: dict[str, np.ndarray], record: dict) -> None:
+                 timesteps: np.ndarray, trace: dict[str, np.ndarray], record: dict,
+                 compute: dict[str, np.ndarray] | None = None) -> None:
     """Write a cell's .npz whole or not at all: uint8 images (N, H, W, C), each sample's generator seed,
-    the index of its sampling seed, the trace's per-step arrays (steps x samples) and the job's record."""
+    the index of its sampling seed, the trace's per-step arrays (steps x samples), the per-step compute
+    counts of one sample (steps,) and the job's record."""
+    compute = {f"compute_{name}": counts for name, counts in (compute or {}).items()}
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(fh, images=images, seeds=np.array(seeds),
                             seed_index=np.repeat(np.arange(len(seeds) // samples_per_seed), samples_per_seed),
-                            timesteps=timesteps, record=np.array(json.dumps(record)), **trace)
+                            timesteps=timesteps, record=np.array(json.dumps(record)), **trace, **compute)
 
 
 def load_samples(path: str | os.PathLike) -> dict:
@@ -36,6 +43,9 @@ def load_samples(path: str | os.PathLike) -> dict:
             if missing:
                 raise ValueError(f"{path} is not a samples file (missing {', '.join(missing)})")
             out = {k: npz[k] for k in _KEYS}
+            for k in _OPTIONAL:
+                out[k] = npz[k] if k in npz.files else np.full_like(out["cosine"], np.nan)
+            out["compute"] = {k: npz[f"compute_{k}"] for k in COMPUTE if f"compute_{k}" in npz.files} or None
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise ValueError(f"samples file {path} is corrupt: {exc}") from exc
     out["record"] = json.loads(str(out["record"]))
@@ -44,7 +54,7 @@ def load_samples(path: str | os.PathLike) -> dict:
 
 # per-sample arrays with the samples on axis 0 (images, seeds) or on axis 1 (the trace: steps x samples)
 _SAMPLE_AXIS = {"images": 0, "seeds": 0, "seed_index": 0, "cosine": 1, "grad_norm": 1, "term_norm": 1,
-                "eps_cosine": 1, "judge_confidence": 1}
+                "eps_cosine": 1, "judge_confidence": 1, "informativeness": 1}
 
 
 def load_replicates(paths: list[str | os.PathLike]) -> dict:
@@ -65,4 +75,5 @@ def load_replicates(paths: list[str | os.PathLike]) -> dict:
     out = {key: np.concatenate([s[key] for s in loaded], axis=axis) for key, axis in _SAMPLE_AXIS.items()}
     out["replicate"] = np.concatenate([np.full(len(s["seeds"]), r) for r, s in enumerate(loaded)])
     out["timesteps"], out["record"], out["records"] = first["timesteps"], first["record"], [s["record"] for s in loaded]
+    out["compute"] = first["compute"]  # per sample, the same in every replicate of a cell
     return out

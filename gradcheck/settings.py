@@ -40,6 +40,11 @@ OBJECTIVES = ("log_prob", "logit")
 FEATURE_SOURCES = ("inception", "features")  # FID's features: Inception-v3, or the feature network's
 STABILISER_PATTERN = r"none|adam|ema0\.[0-9]+"  # none | adam (eq. 4) | ema<beta>
 
+# The guided step (gradcheck.guidance): where the classifier looks, where the step lands, how long it is.
+LOOKS = ("x_t", "x0_hat", "x0_detached")  # x_t; x0-hat with the gradient through the UNet; x0-hat detached
+LANDS = ("mean", "x0")  # the mean of x_{t-1} (eq. 1), or x0-hat before the posterior step (MPGD)
+STEP_RULES = ("eq2", "fixed", "dps")  # s sigma^2 g normalised to ||eps|| (eq. 2); s sigma^2 g; s g / |loss| (DPS)
+
 SEED_STRIDE = 1_000_000  # sample i of sampling seed s uses generator seed s * SEED_STRIDE + i
 REPLICATE_STRIDE = 1000  # replicate r trains and samples with every seed + REPLICATE_STRIDE * r
 
@@ -194,6 +199,51 @@ class ClassifierTrainConfig:
         _positive(self, "epochs", "batch_size", "patience")
 
 
+@dataclass(frozen=True)
+class GuidedStep:
+    """One guided sampling step, the settings that tell the training-free guidance methods apart.
+
+    ``look``: what the classifier sees (x_t; x0-hat through the UNet, so the gradient takes a UNet
+    backward; x0-hat detached, MPGD's, which needs none). ``land``: what the step moves: the mean of
+    x_{t-1}, or x0-hat before the posterior step (the mean then moves by the posterior's x0
+    coefficient times the shift). ``step_rule``: the step's length. ``recurrence``: K passes of the
+    step, re-noising x_{t-1} back to x_t between them (FreeDoM's and Universal Guidance's time travel).
+    ``inner_steps``: gradient steps on x0 per pass, which share one step's length (Universal
+    Guidance's backward guidance; MPGD takes one).
+    """
+    look: str = "x_t"
+    land: str = "mean"
+    step_rule: str = "eq2"
+    recurrence: int = 1
+    inner_steps: int = 1
+
+    def __post_init__(self):
+        _choose("look", self.look, LOOKS)
+        _choose("land", self.land, LANDS)
+        _choose("step_rule", self.step_rule, STEP_RULES)
+        for name in ("recurrence", "inner_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number, 1 or more, got {value!r}")
+        if self.land == "x0" and self.look == "x_t":
+            raise ValueError("a step that lands on x0-hat must look at x0-hat (look x0_hat or x0_detached)")
+        if self.inner_steps > 1 and self.land != "x0":
+            raise ValueError("inner_steps above 1 optimise x0-hat: they need land x0")
+        if self.step_rule == "dps" and self.land != "mean":
+            raise ValueError("DPS's step (s g / |loss|) lands on x_{t-1}: it needs land mean")
+
+
+# Named methods: the step each makes (the paper's follows GuidanceSettings.x0_hat and .normalise).
+# Every one runs with the stabilisers (ADAM, EMA) on top, as the paper's do.
+METHODS = {
+    "paper": None,  # eq. 1-3: look x_t or x0-hat (x0_hat), land on the mean, eq. 2 unless normalise is off
+    "mpgd": dict(look="x0_detached", land="x0"),  # He et al. 2024: no UNet backward
+    "dps": dict(look="x0_hat", step_rule="dps"),  # Chung et al. 2023 with a classifier loss
+    "freedom": dict(look="x0_hat", recurrence=2),  # Yu et al. 2023: time travel, K = 2
+    "backward": dict(look="x0_detached", land="x0", inner_steps=4),  # Bansal et al. 2024's backward guidance
+}
+
+
 # The judge's and the FID feature network's architectures: each another family than the guides'.
 JUDGE_ARCHITECTURE = "shufflenet_v2_x0_5"
 FEATURES_ARCHITECTURE = "resnet18"
@@ -221,12 +271,35 @@ class GuidanceSettings:
     # classify clip(x0_hat, -1, 1), diffusers' pred_original_sample (the authors' code, on diffusers)
     clip_x0: bool = config_key("guidance.clip_x0", default=True)
     normalise: bool = config_key("guidance.normalise", default=True)  # eq. 2; the authors' follow-up code: off
+    method: str = "paper"      # a name of METHODS: the guided step
+    recurrence: int | None = None   # K, instead of the method's
+    inner_steps: int | None = None  # steps on x0 per pass, instead of the method's
 
     def __post_init__(self):
         parse_stabiliser(self.stabiliser)
         _choose("objective", self.objective, OBJECTIVES)
+        _choose("method", self.method, METHODS)
         if not self.adam_eps > 0:
             raise ValueError(f"adam_eps must be positive, got {self.adam_eps}")
+        if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float)):
+            raise ValueError(f"scale must be a number, got {self.scale!r}")
+        if self.method != "paper" and not self.x0_hat:
+            raise ValueError(f"method {self.method!r} classifies x0-hat: x0_hat must be true")
+        self.step  # refuses a recurrence, inner step count or combination the step cannot take
+
+    @property
+    def step(self) -> GuidedStep:
+        """The guided step this method makes, with its recurrence and inner steps as overridden."""
+        if self.method == "paper":
+            spec = dict(look="x0_hat" if self.x0_hat else "x_t", step_rule="eq2" if self.normalise else "fixed")
+        else:
+            spec = dict(METHODS[self.method])
+            if not self.normalise and spec.get("step_rule", "eq2") == "eq2":
+                spec["step_rule"] = "fixed"
+        for name in ("recurrence", "inner_steps"):
+            if getattr(self, name) is not None:
+                spec[name] = getattr(self, name)
+        return GuidedStep(**spec)
 
     @property
     def adam(self) -> bool:

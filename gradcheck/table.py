@@ -16,8 +16,9 @@ import pandas as pd
 from .atomic import write_text
 
 KEYS = ["classifier", "x0", "stabiliser", "adam", "scale"]
-METRICS = ["accuracy", "judge_accuracy", "fooled", "fid", "kid", "cosine_mean", "cosine_late"]
-INFO = ["replicates", "n", "seeds", "samples_per_seed", "features", "target", "confidence"]
+METRICS = ["accuracy", "judge_accuracy", "fooled", "fid", "kid", "cosine_mean", "cosine_late", "informativeness"]
+COMPUTE = ["unet_forward", "unet_backward", "classifier_forward", "classifier_backward"]  # per sample
+INFO = COMPUTE + ["replicates", "n", "seeds", "samples_per_seed", "features", "target", "confidence"]
 COLUMNS = KEYS + [c for m in METRICS for c in (m, f"{m}_low", f"{m}_high")] + INFO
 CLASSIFIER_ORDER = {"robust": 0, "nonrobust": 1}
 
@@ -71,6 +72,10 @@ def pretty(frame: pd.DataFrame) -> pd.DataFrame:
     shown["KID x1000"] = _with_interval(frame, "kid", "{:.2f}", 1000)
     shown["cosine"] = _with_interval(frame, "cosine_mean", "{:.3f}")
     shown["cosine, last quarter"] = _with_interval(frame, "cosine_late", "{:.3f}")
+    shown["informativeness"] = _with_interval(frame, "informativeness", "{:.3f}")
+    shown["UNet fwd + bwd / sample"] = frame.apply(
+        lambda r: "" if pd.isna(r["unet_forward"]) else f"{int(r['unet_forward'])} + {int(r['unet_backward'])}", axis=1)
+    shown["classifier passes / sample"] = frame["classifier_forward"].map(lambda v: "" if pd.isna(v) else f"{int(v)}")
     return shown
 
 
@@ -90,6 +95,8 @@ def write_table(frame: pd.DataFrame, csv_path: str | os.PathLike) -> None:
             f"never used for guidance, does; fooled: the guide does and the judge does not. FID and KID: "
             f"{first['n']} samples against {first['n']} training images of class '{first['target']}' per seed (mean over "
             f"seeds), on {features} features. cosine: consecutive-step cosine of the guidance direction, over all steps and "
-            f"over the last quarter of them.\n")
+            f"over the last quarter of them. informativeness: cosine between the applied guidance and the noise-aware (robust) "
+            f"classifier's gradient at the same x_t, at the judge's steps (for the robust cells: a consistency check). "
+            f"Compute: the method's UNet forwards + backwards and classifier passes (forward and backward) per sample.\n")
     write_text(csv_path.with_suffix(".md"), pretty(frame).to_markdown(index=False, disable_numparse=True) + note)
     write_text(csv_path.with_suffix(".tex"), pretty(frame).to_latex(index=False, escape=True))

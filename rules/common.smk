@@ -32,5 +32,5 @@ wildcard_constraints:
     variant="[A-Za-z][A-Za-z0-9_.-]*",
     x0="true|false",
     stabiliser=r"none|adam|ema0\.[0-9]+",
-    quantity="grad_norm|eps_cosine|judge_confidence",
+    quantity="|".join(TRACE_QUANTITIES),
     scale=r"[0-9]+(\.[0-9]+)?(e[-+]?[0-9]+)?",

@@ -5,6 +5,7 @@ TRACE_TITLES = {
     "grad_norm": "raw classifier-gradient norm over time",
     "eps_cosine": "cosine between the guidance direction and eps over time",
     "judge_confidence": "independent judge's confidence on x0-hat over time",
+    "informativeness": "cosine between the applied guidance and the robust classifier's gradient over time",
 }
 GRID_METRICS = plan.cell_paths(METRICS, "grid")
 

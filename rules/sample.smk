@@ -9,6 +9,7 @@ rule sample_cell:
         ddpm=lambda w: plan.ddpm_path(replicate=rep_index(w.rep)),
         classifier=lambda w: plan.classifier_path(w.classifier, replicate=rep_index(w.rep)),
         judge=JUDGE,
+        reference=lambda w: plan.reference_path(replicate=rep_index(w.rep)),
     output:
         SAMPLES,
     params:
@@ -25,7 +26,7 @@ rule sample_cell:
         ENV
     shell:
         "python -m gradcheck sample --ddpm {input.ddpm} --classifier {input.classifier} --judge {input.judge} "
-        "--scale {wildcards.scale} --x0-hat {wildcards.x0} --stabiliser {wildcards.stabiliser} "
+        "--reference {input.reference} --scale {wildcards.scale} --x0-hat {wildcards.x0} --stabiliser {wildcards.stabiliser} "
         "{params.flags} --out {output} {params.runtime} 2> {log}"
 
 

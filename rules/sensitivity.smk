@@ -10,7 +10,8 @@ STUDY_SAMPLES_PATH = STUDY_PATH.replace("{kind}", "samples") + "{rep}.npz"
 
 def study_models(w):
     timesteps, replicate = plan.settings[w.variant]["timesteps"], rep_index(w.rep)
-    return {"ddpm": plan.ddpm_path(timesteps, replicate), "classifier": plan.classifier_path(w.classifier, timesteps, replicate)}
+    return {"ddpm": plan.ddpm_path(timesteps, replicate), "classifier": plan.classifier_path(w.classifier, timesteps, replicate),
+            "reference": plan.reference_path(timesteps, replicate)}
 
 
 use rule sample_cell as sample_study_cell with:

@@ -165,6 +165,36 @@ def test_authors_settings_reach_the_sampler_and_its_record(assets, tmp_path):
     assert np.mean(per_sample["guide"]) == pytest.approx(json.loads(metrics.read_text())["accuracy"])
 
 
+def test_a_method_with_a_reference_records_its_compute_and_informativeness(assets, tmp_path):
+    """--method freedom (K = 2 passes through the UNet) with a reference: counts in the file, the record
+    and the metrics; informativeness measured at the judge's steps, its mean in the metrics."""
+    out = tmp_path / "freedom.npz"
+    assert main(_sample_args(assets, out, **{"--method": "freedom", "--reference": assets / "clf.pt",
+                                             "--judge-every": "2", "--stabiliser": "none"})) == 0
+    s = load_samples(out)
+    assert s["record"]["step"] == {"look": "x0_hat", "land": "mean", "step_rule": "eq2", "recurrence": 2,
+                                   "inner_steps": 1}
+    per_sample = {"unet_forward": 8, "unet_backward": 8, "classifier_forward": 8, "classifier_backward": 8}
+    assert s["record"]["compute_per_sample"] == per_sample
+    assert {k: int(v.sum()) for k, v in s["compute"].items()} == per_sample
+    info = s["informativeness"]
+    assert np.isfinite(info[[0, 2, 3]]).all() and np.isnan(info[1]).all() and (np.abs(info[[0, 2, 3]]) <= 1).all()
+    metrics = tmp_path / "freedom.json"
+    assert main(_evaluate_args(assets, out, metrics)) == 0
+    m = json.loads(metrics.read_text())
+    assert {k: m[k] for k in per_sample} == per_sample
+    assert m["informativeness"] == pytest.approx(np.nanmean(info, axis=0).mean())
+    assert m["informativeness_low"] <= m["informativeness"] <= m["informativeness_high"]
+
+
+def test_a_bad_method_is_refused_by_the_cli(assets, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(_sample_args(assets, tmp_path / "x.npz", **{"--method": "langevin"}))
+    assert "--method: invalid choice: 'langevin'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(_sample_args(assets, tmp_path / "x.npz", **{"--recurrence": "-1"}))
+
+
 def test_make_data_writes_data_and_sheet(tmp_path):
     assert main(["make-data", "--out", str(tmp_path / "d.npz"), "--sheet", str(tmp_path / "s.png"), "--size", "8",
                  "--train-per-class", "3", "--val-per-class", "2"]) == 0

@@ -260,25 +260,25 @@ def test_clipped_x0_hat_gradient_equals_autograd_through_diffusers_pred_original
     scheduler = DDPMScheduler(num_train_timesteps=100, clip_sample=True)
     x, t, abar = _noisy_input(scheduler)
     settings = GuidanceSettings(scale=1.0, x0_hat=True, clip_x0=True)
-    _, g = noise_and_gradient(unet, ColourClassifier(), x, t, abar, settings)
+    g = noise_and_gradient(unet, ColourClassifier(), x, t, abar, settings).g
     x_ref = x.clone().requires_grad_(True)
     x0 = scheduler.step(unet(x_ref, t).sample, t, x_ref, generator=sample_generators([9])).pred_original_sample
     assert (x0.abs() == 1).any() and (x0.abs() < 1).any()  # some pixels clipped, some not
     (expected,) = torch.autograd.grad(torch.log_softmax(ColourClassifier()(x0), dim=1)[:, 0].sum(), x_ref)
     torch.testing.assert_close(g, expected, rtol=1e-5, atol=1e-7)
-    _, g_unclipped = noise_and_gradient(unet, ColourClassifier(), x, t, abar, GuidanceSettings(scale=1.0, x0_hat=True,
-                                                                                              clip_x0=False))
+    g_unclipped = noise_and_gradient(unet, ColourClassifier(), x, t, abar,
+                                     GuidanceSettings(scale=1.0, x0_hat=True, clip_x0=False)).g
     assert not torch.allclose(g, g_unclipped)
 
 
 def test_logit_objective_differentiates_the_raw_logit(unet, scheduler):
     """ColourClassifier's red logit is 5 (mean red - mean green): its gradient is +-5 / (H W), by hand."""
     x, t, abar = _noisy_input(scheduler)
-    _, g = noise_and_gradient(unet, ColourClassifier(), x, t, abar, GuidanceSettings(scale=1.0, objective="logit"))
+    g = noise_and_gradient(unet, ColourClassifier(), x, t, abar, GuidanceSettings(scale=1.0, objective="logit")).g
     expected = torch.zeros(3, *SHAPE)
     expected[:, 0], expected[:, 1] = 5 / (SHAPE[1] * SHAPE[2]), -5 / (SHAPE[1] * SHAPE[2])
     torch.testing.assert_close(g, expected)
-    _, g_log_p = noise_and_gradient(unet, ColourClassifier(), x, t, abar, GuidanceSettings(scale=1.0))
+    g_log_p = noise_and_gradient(unet, ColourClassifier(), x, t, abar, GuidanceSettings(scale=1.0)).g
     assert not torch.allclose(g, g_log_p)  # log-softmax damps the gradient of a confident class
 
 
@@ -291,7 +291,7 @@ def test_the_mean_shifts_by_s_sigma2_times_g_with_or_without_normalisation(unet,
     _, trace = guided_sample(unet, scheduler, ColourClassifier(), noise, settings, gens, 4, progress=False)
     scheduler.set_timesteps(4)
     t = scheduler.timesteps[0]
-    eps, g = noise_and_gradient(unet, ColourClassifier(), noise, t, scheduler.alphas_cumprod[t], settings)
+    eps, g, *_ = noise_and_gradient(unet, ColourClassifier(), noise, t, scheduler.alphas_cumprod[t], settings)
     applied = per_sample_norm(eps) if normalise else per_sample_norm(g)
     torch.testing.assert_close(trace.term_norm[0], 3.0 * posterior_variance(scheduler, int(t)) * applied, rtol=1e-5,
                                atol=0)

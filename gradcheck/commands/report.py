@@ -9,7 +9,7 @@ from pathlib import Path
 from ..settings import MetricsSettings
 from . import command, json_argument, name_path_pairs, option
 
-TRACE_CHOICES = ["cosine", "grad_norm", "eps_cosine", "judge_confidence"]
+TRACE_CHOICES = ["cosine", "grad_norm", "eps_cosine", "judge_confidence", "informativeness"]
 CELL_GROUP_HELP = "one line each: a cell's sample files (one per training replicate) joined by commas"
 
 

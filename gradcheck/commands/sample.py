@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..settings import OBJECTIVES, UNET_DTYPES, GuidanceSettings, SamplingSettings
+from ..settings import METHODS, OBJECTIVES, UNET_DTYPES, GuidanceSettings, SamplingSettings
 from . import DEVICE_HELP, boolean, command, option, positive, steps
 
 GUIDANCE, SAMPLING = GuidanceSettings, SamplingSettings
@@ -16,7 +16,14 @@ GUIDANCE, SAMPLING = GuidanceSettings, SamplingSettings
 @option("--x0-hat", type=boolean, setting=(GUIDANCE, "x0_hat"), help="classify the x0 estimate (eq. 3)")
 @option("--stabiliser", setting=(GUIDANCE, "stabiliser"),
         help="none | adam (eq. 4) | ema<beta>, e.g. ema0.9: momentum of the classifier gradient")
+@option("--method", choices=list(METHODS), setting=(GUIDANCE, "method"),
+        help="the guided step: paper (eq. 1-3, x_t or x0-hat as --x0-hat says), mpgd, dps, freedom, backward "
+             "(docs/methods.md)")
+@option("--recurrence", type=positive, help="passes per step, re-noising between them (default: the method's)")
+@option("--inner-steps", type=positive, help="gradient steps on x0-hat per pass (default: the method's)")
 @option("--judge", help="classifier (.pt) that scores x0_hat while sampling, never guiding")
+@option("--reference", help="noise-aware classifier (.pt) whose gradient at x_t the applied guidance is compared "
+                            "with at the judge's steps (informativeness); it never guides")
 @option("--judge-every", type=positive, setting=(SAMPLING, "judge_every"),
         help="the judge scores every this many steps and the last (its cost is a classifier forward)")
 @option("--num-samples", type=positive, setting=(SAMPLING, "num_samples"), help="samples per sampling seed")
@@ -44,9 +51,11 @@ def sample(a):
     from ..samples import save_samples
 
     settings = dict(scale=a.scale, x0_hat=a.x0_hat, stabiliser=a.stabiliser, adam_eps=a.adam_eps,
-                    bias_correction=a.bias_correction, objective=a.objective, clip_x0=a.clip_x0, normalise=a.normalise)
+                    bias_correction=a.bias_correction, objective=a.objective, clip_x0=a.clip_x0, normalise=a.normalise,
+                    method=a.method, recurrence=a.recurrence, inner_steps=a.inner_steps)
     images, seeds, trace, record = sample_cell(
         a.ddpm, a.classifier, a.target, settings, a.seeds, a.num_samples, a.batch_size, a.steps,
-        pick_device(a.device), a.unet_dtype, judge=a.judge, judge_every=a.judge_every)
+        pick_device(a.device), a.unet_dtype, judge=a.judge, judge_every=a.judge_every, reference=a.reference)
     save_samples(a.out, uint8_images(images), seeds, a.num_samples, trace.timesteps.numpy(),
-                 {name: getattr(trace, name).numpy() for name in trace.PER_SAMPLE}, record)
+                 {name: getattr(trace, name).numpy() for name in trace.PER_SAMPLE}, record,
+                 {name: count.numpy() for name, count in trace.compute.items()})
