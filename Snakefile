@@ -17,6 +17,7 @@ include: "rules/train.smk"
 include: "rules/sample.smk"
 include: "rules/report.smk"
 include: "rules/sensitivity.smk"
+include: "rules/methods.smk"
 
 
 rule all:

@@ -6,11 +6,15 @@ Three tables, all measured in this one run on the same models (weights are rando
 does not depend on them), timings interleaved over repeats so that drift in machine load
 hits every variant alike. Ratios taken in one run compare across machines; seconds do not.
 
-1. The four modes of a cell (unguided, plain guidance, x0-hat, x0-hat + ADAM) as the
+1. The four modes of a cell (unguided, plain guidance, x0-hat, x0-hat + ADAM) and the
+   training-free methods (MPGD, DPS, FreeDoM's K = 2, backward guidance's M = 4) as the
    workflow samples them (``--dtype``, the judge every ``--judge-every`` steps), and each
    as a ratio to its parts, timed alone: one UNet forward (no gradient), plus a classifier
    forward and backward for plain guidance; one UNet forward and the backward through the
-   classifier and the UNet, for x0-hat. A ratio near 1 means the sampler adds little.
+   classifier and the UNet, for x0-hat (and DPS; twice that for FreeDoM); a UNet forward and a
+   classifier forward and backward for MPGD, with three more classifier passes for backward
+   guidance. A ratio near 1 means the sampler adds little. Below the table: MPGD's step as a
+   ratio to the plain x_t step (the goal: at most 1.15x, since it needs no UNet backward).
 2. The speed options, one at a time, for the UNet forward alone and with its backward:
    float32, bfloat16 weights (the sampler's ``unet_dtype``) with PyTorch's attention kernel
    (flash; the sampler's choice for a forward alone) and with the math kernel
@@ -59,6 +63,11 @@ MODES = {
     "guidance": GuidanceSettings(scale=1.0, target=3),
     "x0-hat": GuidanceSettings(scale=1.0, target=3, x0_hat=True),
     "x0-hat + ADAM": GuidanceSettings(scale=1.0, target=3, x0_hat=True, stabiliser="adam"),
+    # the training-free methods (docs/methods.md), each against its own parts too
+    "MPGD": GuidanceSettings(scale=1.0, target=3, x0_hat=True, method="mpgd"),
+    "DPS": GuidanceSettings(scale=0.05, target=3, x0_hat=True, method="dps"),
+    "FreeDoM (K = 2)": GuidanceSettings(scale=1.0, target=3, x0_hat=True, method="freedom"),
+    "backward (M = 4)": GuidanceSettings(scale=1.0, target=3, x0_hat=True, method="backward"),
 }
 T = 400  # the default DDPM's T; full-length sampling runs every step
 
@@ -154,20 +163,25 @@ def main() -> None:
     parts = interleaved({"unet": lambda: unet_forward(), "classifier": classifier_forward_backward,
                          "x0": lambda: x0_forward_backward()}, device, a.repeats * 3)
     own_parts = {"unguided": parts["unet"], "guidance": parts["unet"] + parts["classifier"],
-                 "x0-hat": parts["x0"], "x0-hat + ADAM": parts["x0"]}
+                 "x0-hat": parts["x0"], "x0-hat + ADAM": parts["x0"], "MPGD": parts["unet"] + parts["classifier"],
+                 "DPS": parts["x0"], "FreeDoM (K = 2)": 2 * parts["x0"],
+                 "backward (M = 4)": parts["unet"] + 4 * parts["classifier"]}
     per_step = {name: s / a.steps for name, s in
                 interleaved({name: (lambda st=st: run_mode(st)) for name, st in MODES.items()},
                             device, a.repeats).items()}
     judged = len(set(range(0, a.steps, a.judge_every)) | {a.steps - 1})
     print(f"\n1. one cell, {a.dtype} UNet, the judge every {a.judge_every} steps and the last "
           f"({judged} of these {a.steps}; {len(range(0, T, a.judge_every)) + 1} of {T} in a full chain)")
-    print(f"{'mode':<16}{'s/step':>10}{'parts s':>10}{'ratio':>8}   parts")
+    print(f"{'mode':<18}{'s/step':>10}{'parts s':>10}{'ratio':>8}   parts")
     labels = {"unguided": "UNet forward", "guidance": "UNet forward + classifier forward/backward",
               "x0-hat": "UNet forward + backward through classifier and UNet",
-              "x0-hat + ADAM": "as x0-hat"}
+              "x0-hat + ADAM": "as x0-hat", "MPGD": "UNet forward + classifier forward/backward on x0-hat",
+              "DPS": "as x0-hat", "FreeDoM (K = 2)": "2 x x0-hat", "backward (M = 4)": "UNet forward + 4 classifier f/b"}
     for name in MODES:
-        print(f"{name:<16}{per_step[name]:>10.4f}{own_parts[name]:>10.4f}{per_step[name] / own_parts[name]:>8.2f}"
+        print(f"{name:<18}{per_step[name]:>10.4f}{own_parts[name]:>10.4f}{per_step[name] / own_parts[name]:>8.2f}"
               f"   {labels[name]}")
+    print(f"MPGD step / plain x_t step: {per_step['MPGD'] / per_step['guidance']:.2f}x (goal: at most 1.15x); "
+          f"x0-hat step / plain x_t step: {per_step['x0-hat'] / per_step['guidance']:.2f}x")
 
     # --- the options, one at a time ----------------------------------------------------------
     forward = interleaved({

@@ -151,6 +151,7 @@ def evaluate_cell(samples_paths: list, guides: list, judge, data_path, *, featur
     pairs = [(real[g * n:(g + 1) * n], fake[idx[:n]]) for g, (_, _, idx) in enumerate(groups)]
     row = {"classifier": label or os.path.splitext(os.path.basename(str(guides[0])))[0], "x0": settings["x0_hat"],
            "stabiliser": settings["stabiliser"], "adam": settings["adam"], "scale": settings["scale"],
+           "method": settings.get("method", "paper"), "steps": record["num_inference_steps"],
            "target": record["target_name"], "replicates": len(samples_paths),
            "seeds": len(groups) // len(samples_paths),  # sampling seeds per replicate
            "samples_per_seed": smallest, "n": n, "features": feature_name, "confidence": confidence,

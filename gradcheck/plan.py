@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import itertools
 
-from .settings import GUIDES, REPLICATE_STRIDE, ROLES, ClassifierTrainConfig, default, linear_beta_range, unet_config
+from .settings import (GUIDES, REPLICATE_STRIDE, ROLES, ClassifierTrainConfig, GuidanceSettings, default,
+                       linear_beta_range, unet_config)
 
 CELL = "{classifier}/x0-{x0}_{stabiliser}_s-{scale}"
 CELL_NAME = "{classifier}_x0-{x0}_{stabiliser}_s-{scale}"
@@ -26,6 +27,11 @@ TRACE_QUANTITIES = ["grad_norm", "eps_cosine", "judge_confidence", "informativen
 # the data set file and its contact sheet are named after the source: results/data/<name>.npz, figures/<name>.png
 DATA_NAMES = {"sportballs": "sportballs", "digits": "digits", "folder": "images"}
 HEADLINE_CELL = dict(classifier="nonrobust", x0="true", stabiliser="adam")  # the paper's 85.9%
+# The methods study: one sampling job per (preset, stabiliser, scale) and replicate, one evaluation per cell.
+METHOD_CELL = "{preset}/{stabiliser}_s-{scale}"
+METHOD_SAMPLES = "results/methods/samples/" + METHOD_CELL + "{rep}.npz"
+METHOD_METRICS = "results/methods/metrics/" + METHOD_CELL + ".json"
+BASELINE = "robust-baseline"  # the methods study's reference row: the robust guide on x_t, as Table 1's
 NEVER = "(?!)"  # a wildcard pattern that matches nothing: the rule is off
 
 # robust: trained on x_t (t uniform); nonrobust: on clean images; judge: clean, another seed and
@@ -170,6 +176,9 @@ class Plan:
         name = DATA_NAMES[cfg["data"]["source"]]
         self.data, self.data_sheet = f"results/data/{name}.npz", f"results/figures/{name}.png"
         self.scale = fmt_scale(cfg["grid"]["scale"])
+        self.methods = cfg.get("methods") or None
+        if self.methods:
+            self._check_methods()
 
     # --- checks -------------------------------------------------------------------------------
 
@@ -513,6 +522,74 @@ class Plan:
                 return self.study_metrics(variant, HEADLINE_CELL | {"scale": self.scale}), variant
         return None
 
+    # --- the methods study ----------------------------------------------------------------------
+
+    def _check_methods(self):
+        """Each preset must make a guided step: refused here, naming its key."""
+        for name, preset in self.methods["presets"].items():
+            if name == BASELINE:
+                raise ValueError(f"config: methods.presets.{name}: the name is the study's robust baseline's")
+            if preset["method"] != "paper" and preset.get("x0") is False:
+                raise ValueError(f"config: methods.presets.{name}.x0 is false, but method {preset['method']!r} "
+                                 "classifies x0-hat")
+            try:
+                self.method_settings(name, "none")
+            except ValueError as err:
+                raise ValueError(f"config: methods.presets.{name}: {err}") from None
+            steps = self.method_steps(name)
+            if steps not in (None, "all") and steps > self.cfg["ddpm"]["timesteps"]:
+                raise ValueError(f"config: methods.presets.{name}.steps ({steps}) exceeds ddpm.timesteps "
+                                 f"({self.cfg['ddpm']['timesteps']})")
+
+    def method_settings(self, preset, stabiliser, scale=1.0):
+        """The GuidanceSettings of a preset's cell (its checks refuse a step it cannot take)."""
+        spec = self.methods["presets"][preset]
+        return GuidanceSettings(scale=scale, x0_hat=spec.get("x0", spec["method"] != "paper"), stabiliser=stabiliser,
+                                method=spec["method"], recurrence=spec.get("recurrence"),
+                                inner_steps=spec.get("inner_steps"))
+
+    def method_steps(self, preset):
+        return self.methods["presets"][preset].get("steps", self.methods["steps"])
+
+    def method_scales(self, preset):
+        """The scales a preset is sampled at: DPS's own list (the lowest FID chosen), else the grid's s."""
+        if self.methods["presets"][preset]["method"] == "dps":
+            return [fmt_scale(s) for s in self.methods["dps_scales"]]
+        return [self.scale]
+
+    def method_cells(self):
+        """(preset, stabiliser, scale) of every cell of the study, the robust baseline first."""
+        cells = [dict(preset=BASELINE, stabiliser="none", scale=self.scale)]
+        for preset in self.methods["presets"]:
+            cells += [dict(preset=preset, stabiliser=st, scale=s)
+                      for st in self.methods["stabilisers"] for s in self.method_scales(preset)]
+        return cells
+
+    def method_guide(self, preset, replicate=0):
+        return self.classifier_path("robust" if preset == BASELINE else self.methods["classifier"], replicate=replicate)
+
+    def method_flags(self, preset, stabiliser, replicate):
+        """gradcheck sample's flags of a study cell (the scale is the wildcard's)."""
+        sampling, guidance = self.cfg["sampling"], self.cfg["guidance"]
+        if preset == BASELINE:
+            step = dict(method="paper", x0_hat=False)
+            steps = self.methods["steps"]
+        else:
+            settings, steps = self.method_settings(preset, stabiliser), self.method_steps(preset)
+            step = dict(method=settings.method, x0_hat=settings.x0_hat)
+            step |= {k: getattr(settings, k) for k in ("recurrence", "inner_steps") if getattr(settings, k) is not None}
+        return cli_flags(target=sampling["target"], num_samples=self.methods["num_samples"],
+                         batch_size=sampling["batch_size"], judge_every=sampling["judge_every"],
+                         seeds=replicate_seeds(self.methods["seeds"], replicate),
+                         steps="all" if steps in (None, "all") else steps, unet_dtype=guidance["unet_dtype"],
+                         objective=guidance["objective"], normalise=guidance["normalise"],
+                         clip_x0=guidance["clip_x0"], adam_eps=guidance["adam_eps"],
+                         bias_correction=guidance["bias_correction"], **step)
+
+    def method_metrics(self):
+        """'preset=stabiliser=scale=metrics file' of every cell, as `gradcheck methods-table` reads them."""
+        return [f"{c['preset']}={c['stabiliser']}={c['scale']}=" + METHOD_METRICS.format(**c) for c in self.method_cells()]
+
     # --- every output -------------------------------------------------------------------------
 
     def all_outputs(self):
@@ -531,4 +608,6 @@ class Plan:
         outputs += [f"results/figures/grids/{CELL_NAME}.png".format(**c) for c in self.all_cells()]
         if self.study:
             outputs += ["results/sensitivity.csv", "results/figures/sensitivity.png"]
+        if self.methods:
+            outputs += ["results/methods.csv", "results/figures/methods.png"]
         return outputs

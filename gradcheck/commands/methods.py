@@ -1,0 +1,28 @@
+"""Stage 7, the methods study: every training-free guidance method's row, and judge accuracy against compute."""
+
+from __future__ import annotations
+
+import logging
+
+from ..settings import MetricsSettings
+from . import command, option
+
+log = logging.getLogger(__name__)
+
+
+@command("methods-table", help="the methods study: one row per preset and stabiliser, and its figure")
+@option("--cells", nargs="+", required=True,
+        help="PRESET=STABILISER=SCALE=PATH of each cell's metrics JSON from evaluate (DPS: one per scale)")
+@option("--n-boot", type=int, setting=(MetricsSettings, "n_boot"),
+        help="bootstrap replicates of the paired change against the paper's x0-hat")
+@option("--confidence", type=float, setting=(MetricsSettings, "confidence"))
+@option("--title", default="judge accuracy against compute, per training-free guidance method")
+@option("--out", required=True, help="output CSV")
+@option("--figure", required=True, help="output PNG")
+def methods_table(a):
+    from .. import methods_study as study
+
+    frame = study.build_table(study.parse_cells(a.cells), n_boot=a.n_boot, confidence=a.confidence)
+    study.write_table(frame, a.out)
+    study.methods_figure(frame, a.figure, a.title)
+    log.info("methods study:\n%s", study.summary(frame))

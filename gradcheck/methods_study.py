@@ -1,0 +1,145 @@
+"""The methods study's table and figure: every training-free guidance method under GradCheck's lens.
+
+One row per preset and stabiliser (and the robust baseline), from the cells' metrics files: judge
+and guide accuracy, fooled rate, FID, stability, informativeness, each with its hierarchical
+interval, the compute one sample took, and the paired change in judge accuracy against the paper's
+x0-hat preset with the same stabiliser (the cells start from the same noise, sample by sample).
+
+Scales follow one rule. Every preset whose step is eq. 2's takes grid.scale, which the ablation
+chose (the lowest FID on the feature network, never the judge); one s means the same mean shift in
+each of them (gradcheck.guidance.guidance_shift). DPS's step, s grad log p / |log p|, is in other
+units, so it is sampled at methods.dps_scales and the same rule picks its s: the lowest FID of its
+unstabilised cell. Torch-free.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+
+from .atomic import atomic_path, write_text
+from .plan import BASELINE
+from .stats import paired_difference
+from .table import COMPUTE, read_cell, stabiliser_order
+
+SHOWN = ["judge_accuracy", "accuracy", "fooled", "fid", "cosine_mean", "cosine_late", "informativeness"]
+COLUMNS = (["preset", "method", "classifier", "x0", "stabiliser", "scale", "scale_rule", "steps"]
+           + [c for m in SHOWN for c in (m, f"{m}_low", f"{m}_high")]
+           + ["judge_vs_paper", "judge_vs_paper_low", "judge_vs_paper_high"] + COMPUTE
+           + ["unet_passes", "replicates", "seeds", "samples_per_seed", "features"])
+
+
+def parse_cells(specs: list[str]) -> list[tuple[str, str, str, str]]:
+    """'preset=stabiliser=scale=path' -> (preset, stabiliser, scale, path); errors name the bad one."""
+    cells = []
+    for spec in specs:
+        parts = spec.split("=", 3)
+        if len(parts) != 4 or not all(parts):
+            raise ValueError(f"--cells takes preset=stabiliser=scale=metrics.json, got {spec!r}")
+        cells.append(tuple(parts))
+    return cells
+
+
+def choose_scales(rows: list[dict]) -> dict[str, float]:
+    """preset -> its scale: the only one it was sampled at, or (DPS) the lowest FID of its unstabilised cells."""
+    chosen = {}
+    for preset in dict.fromkeys(r["preset"] for r in rows):
+        scales = sorted({r["scale"] for r in rows if r["preset"] == preset})
+        if len(scales) == 1:
+            chosen[preset] = scales[0]
+            continue
+        plain = [r for r in rows if r["preset"] == preset and r["stabiliser"] == "none"]
+        if not plain:
+            raise ValueError(f"preset {preset!r} has several scales but no unstabilised cell to choose one by FID")
+        chosen[preset] = min(plain, key=lambda r: r["fid"])["scale"]
+    return chosen
+
+
+def build_table(cells: list[tuple[str, str, str, str]], n_boot: int = 1000, confidence: float = 0.95) -> pd.DataFrame:
+    rows = []
+    for preset, stabiliser, scale, path in cells:
+        row = read_cell(path, needs="per_sample")
+        if row["stabiliser"] != stabiliser or abs(float(row["scale"]) - float(scale)) > 1e-12:
+            raise ValueError(f"{path} holds stabiliser {row['stabiliser']} at s = {row['scale']}, "
+                             f"not {stabiliser} at s = {scale} as --cells says")
+        rows.append({**row, "preset": preset, "scale": float(scale), "path": str(path)})
+    chosen = choose_scales(rows)
+    fids = {p: ", ".join(f"{r['scale']:g}: {r['fid']:.1f}" for r in rows if r["preset"] == p and r["stabiliser"] == "none")
+            for p in chosen}
+    kept = [r for r in rows if r["scale"] == chosen[r["preset"]]]
+    # the paper's x0-hat at the study's steps: each method's paired reference, stabiliser by stabiliser
+    papers = {r["stabiliser"]: r for r in kept if r["method"] == "paper" and r["x0"] and r["preset"] != BASELINE}
+    steps = {r["steps"] for r in papers.values()}
+    papers = {st: r for st, r in papers.items() if r["steps"] == min(steps)} if steps else {}
+    out = []
+    for r in kept:
+        several = sum(1 for x in rows if x["preset"] == r["preset"] and x["stabiliser"] == "none") > 1
+        row = {k: r.get(k) for k in COLUMNS}
+        row["scale_rule"] = f"lowest FID of s = {fids[r['preset']]}" if several else "grid.scale"
+        paper = papers.get(r["stabiliser"])
+        if paper is not None and paper is not r:
+            a, b = r["per_sample"], paper["per_sample"]
+            if a["seed_index"] == b["seed_index"] and a.get("replicate") == b.get("replicate"):
+                ci = paired_difference(a["judge"], b["judge"], a["seed_index"], a.get("replicate"), n_boot=n_boot,
+                                       confidence=confidence)
+                row |= {"judge_vs_paper": ci.estimate, "judge_vs_paper_low": ci.low, "judge_vs_paper_high": ci.high}
+        if row["unet_forward"] is not None:
+            row["unet_passes"] = row["unet_forward"] + row["unet_backward"]
+        out.append(row)
+    frame = pd.DataFrame(out, columns=COLUMNS)
+    order = {p: i for i, p in enumerate(dict.fromkeys(r["preset"] for r in rows))}
+    frame = frame.sort_values(["preset", "stabiliser"], key=lambda c: c.map(order) if c.name == "preset"
+                              else c.map(stabiliser_order))
+    return frame.reset_index(drop=True)
+
+
+def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> None:
+    out = frame.copy()
+    out["x0"] = out["x0"].map({True: "true", False: "false"})
+    write_text(path, out.to_csv(index=False))
+
+
+def methods_figure(frame: pd.DataFrame, path: str | os.PathLike, title: str) -> None:
+    """Judge accuracy against UNet passes per sample, one marker per preset, filled with a stabiliser."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.2, 4.4))
+    colours = plt.get_cmap("tab10")
+    presets = list(dict.fromkeys(frame["preset"]))
+    offsets = {st: (i - (frame["stabiliser"].nunique() - 1) / 2) * 0.012
+               for i, st in enumerate(dict.fromkeys(frame["stabiliser"]))}
+    for i, preset in enumerate(presets):
+        for _, r in frame[frame["preset"] == preset].iterrows():
+            if pd.isna(r["unet_passes"]):
+                continue
+            x = r["unet_passes"] * (1 + offsets[r["stabiliser"]])  # a nudge apart, on the log axis
+            y, low, high = (100 * r[c] for c in ("judge_accuracy", "judge_accuracy_low", "judge_accuracy_high"))
+            plain = r["stabiliser"] == "none"
+            ax.errorbar([x], [y], yerr=[[y - low], [high - y]], fmt="o" if plain else "s", ms=6, capsize=2,
+                        color=colours(i % 10), mfc="white" if plain else colours(i % 10),
+                        label=f"{preset}" + ("" if plain else f" + {r['stabiliser']}"))
+    ax.set_xscale("log")
+    ax.set_xlabel("UNet passes (forward + backward) per sample")
+    ax.set_ylabel("judge accuracy % (interval)")
+    ax.set_ylim(-2, 102)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, loc="best")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=130, bbox_inches="tight")
+    plt.close(fig)
+
+
+def summary(frame: pd.DataFrame) -> str:
+    """One line per row for the log: preset, stabiliser, judge accuracy and UNet passes."""
+    lines = []
+    for _, r in frame.iterrows():
+        passes = "" if pd.isna(r["unet_passes"]) else f", {int(r['unet_passes'])} UNet passes"
+        lines.append(f"{r['preset']:>16} {r['stabiliser']:>6}: judge {100 * r['judge_accuracy']:.1f}% "
+                     f"[{100 * r['judge_accuracy_low']:.1f}, {100 * r['judge_accuracy_high']:.1f}]{passes}")
+    return "\n".join(lines)

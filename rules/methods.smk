@@ -1,0 +1,77 @@
+# The methods study: every preset of config["methods"] (a training-free guidance method as settings
+# of the one guided step) with each stabiliser, beside the robust x_t baseline, sampled from the same
+# seeds and scored as the grid is: results/methods.csv and its figure, judge accuracy against compute.
+
+from gradcheck.plan import BASELINE, METHOD_CELL, METHOD_METRICS, METHOD_SAMPLES
+
+
+wildcard_constraints:
+    preset="[A-Za-z][A-Za-z0-9_-]*",
+
+
+rule sample_method_cell:
+    input:
+        ddpm=lambda w: plan.ddpm_path(replicate=rep_index(w.rep)),
+        classifier=lambda w: plan.method_guide(w.preset, rep_index(w.rep)),
+        judge=JUDGE,
+        reference=lambda w: plan.reference_path(replicate=rep_index(w.rep)),
+    output:
+        METHOD_SAMPLES,
+    params:
+        flags=lambda w: plan.method_flags(w.preset, w.stabiliser, rep_index(w.rep)),
+        runtime=cli_flags(**RUNTIME),
+    resources:
+        gpu=1,
+    log:
+        "results/logs/methods/sample/" + METHOD_CELL + "{rep}.log",
+    benchmark:
+        "results/benchmarks/methods/sample/" + METHOD_CELL + "{rep}.tsv"
+    conda:
+        ENV
+    shell:
+        "python -m gradcheck sample --ddpm {input.ddpm} --classifier {input.classifier} --judge {input.judge} "
+        "--reference {input.reference} --scale {wildcards.scale} --stabiliser {wildcards.stabiliser} "
+        "{params.flags} --out {output} {params.runtime} 2> {log}"
+
+
+rule evaluate_method_cell:
+    input:
+        samples=lambda w: plan.replicate_files(METHOD_SAMPLES, w),
+        classifier=lambda w: [plan.method_guide(w.preset, r) for r in plan.replicates],
+        judge=JUDGE,
+        features=plan.fid_inputs(),
+        data=plan.data,
+    output:
+        METHOD_METRICS,
+    params:
+        fid=plan.fid_options(),
+        flags=lambda w: plan.evaluate_flags(plan.methods["num_samples"], RUNTIME["threads"]),
+        label=lambda w: "robust" if w.preset == BASELINE else plan.methods["classifier"],
+    log:
+        "results/logs/methods/evaluate/" + METHOD_CELL + ".log",
+    benchmark:
+        "results/benchmarks/methods/evaluate/" + METHOD_CELL + ".tsv"
+    conda:
+        ENV
+    shell:
+        "python -m gradcheck evaluate --samples {input.samples} --classifier {input.classifier} "
+        "--judge {input.judge} --label {params.label} --data {input.data} {params.fid} "
+        "{params.flags} --out {output} 2> {log}"
+
+
+rule methods:
+    input:
+        lambda w: [METHOD_METRICS.format(**c) for c in plan.method_cells()],
+    output:
+        csv=report("results/methods.csv", caption=CAPTIONS + "methods.rst", category="7. Methods"),
+        figure=report("results/figures/methods.png", caption=CAPTIONS + "methods.rst", category="7. Methods"),
+    params:
+        cells=lambda w: " ".join(plan.method_metrics()),
+    log:
+        "results/logs/methods.log",
+    benchmark:
+        "results/benchmarks/methods.tsv"
+    conda:
+        ENV
+    shell:
+        "python -m gradcheck methods-table --cells {params.cells} --out {output.csv} --figure {output.figure} 2> {log}"
