@@ -30,7 +30,8 @@ classifier's gradient at the same x_t: how informative the guidance is.
 
 The sampler is a plain function of (unet, scheduler, classifier, noise, settings).
 Every sample owns a ``torch.Generator``, so its noise, and so its result, does not
-depend on which grid cell asked for it, nor, in float32, on the batch it is sampled in. A
+depend on which grid cell asked for it, nor, in float32, on the batch it is sampled in beyond
+float32 rounding (about 1e-7: the UNet's kernels differ between batch sizes). A
 bfloat16 UNet amplifies last-bit differences of the classifier's float32 matrix products
 between batch sizes: there the batch moves samples by less than bfloat16 itself does
 (tests/test_speed.py), so the workflow reruns a cell when its batch size changes.
@@ -340,7 +341,7 @@ def guided_sample(
     Classifiers get their inputs in the memory layout of their weights (``speed.to_classifier_layout``
     makes them channels-last, faster on CPU).
     """
-    steps = num_inference_steps or scheduler.config.num_train_timesteps
+    steps = scheduler.config.num_train_timesteps if num_inference_steps is None else num_inference_steps
     if steps <= 0:
         raise ValueError(f"num_inference_steps must be positive, got {steps}")
     if judge_every <= 0:

@@ -23,6 +23,19 @@ def test_readme_sampler_example_runs(capsys):
     assert "torch.Size([16, 3, 8, 8])" in capsys.readouterr().out
 
 
+def test_readme_guided_pipeline_example_runs():
+    text = README.read_text()
+    section = text[text.index("Or as a diffusers pipeline"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert "GuidedDDPMPipeline" in code
+    namespace = {"unet": tiny_unet(), "scheduler": DDPMScheduler(num_train_timesteps=100),
+                 "classifier": _FourClass()}
+    exec(compile(code, "README.md", "exec"), namespace)
+    out = namespace["out"]
+    assert out.images.shape == (8, 3, 8, 8) and 0 <= out.images.min() and out.images.max() <= 1
+    assert out.trace.cosine.shape == (50, 8) and out.trace.compute_per_sample()["unet_backward"] == 0
+
+
 class _FourClass(torch.nn.Module):
     def forward(self, x):
         two = ColourClassifier()(x)

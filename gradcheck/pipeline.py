@@ -1,0 +1,164 @@
+"""``GuidedDDPMPipeline``: the guided sampler (:mod:`gradcheck.guidance`) as a diffusers pipeline.
+
+A ``DiffusionPipeline`` of a ``UNet2DModel`` and a ``DDPMScheduler``, as diffusers' own
+``DDPMPipeline`` (so ``save_pretrained`` / ``from_pretrained`` move it, and a trained workflow's
+DDPM directory loads into it), whose call takes the classifier and the guidance settings and
+returns the images with the sampler's :class:`~gradcheck.guidance.SamplingTrace`. Unguided
+(scale 0) it samples what ``DDPMPipeline`` samples from the same generators.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from diffusers import DDPMScheduler, UNet2DModel
+from diffusers.pipelines.pipeline_utils import DiffusionPipeline, ImagePipelineOutput
+
+from .guidance import SamplingTrace, guided_sample, initial_noise, sample_generators
+from .settings import GuidanceSettings
+
+OUTPUT_TYPES = ("pil", "np", "pt", "latent")
+
+
+@dataclass
+class GuidedPipelineOutput(ImagePipelineOutput):
+    """``images`` as ``DDPMPipeline`` gives them, and ``trace``, the sampler's per-step, per-sample trace."""
+    trace: SamplingTrace | None = None
+
+
+class GuidedDDPMPipeline(DiffusionPipeline):
+    r"""Classifier-guided DDPM sampling with the paper's stabilisers and the training-free methods.
+
+    The classifier is not a component of the pipeline: any ``torch.nn.Module`` mapping images in
+    [-1, 1] to logits, passed per call (in eval mode, as the UNet).
+
+    Example:
+
+    ```py
+    >>> pipe = GuidedDDPMPipeline.from_pretrained("results/models/ddpm", low_cpu_mem_usage=False)
+    >>> out = pipe(classifier.eval(), target=3, method="mpgd", scale=10.0, stabiliser="adam", seeds=list(range(8)))
+    >>> out.images[0].save("guided.png")  # out.trace: the per-step, per-sample gradient trace
+    ```
+
+    Any ``DDPMPipeline`` checkpoint loads (a directory or a Hub id, e.g. "google/ddpm-cat-256"), as
+    does a trained workflow's DDPM directory; without ``accelerate`` pass ``low_cpu_mem_usage=False``.
+    """
+
+    model_cpu_offload_seq = "unet"
+
+    def __init__(self, unet: UNet2DModel, scheduler: DDPMScheduler):
+        super().__init__()
+        self.register_modules(unet=unet, scheduler=scheduler)
+
+    def __call__(
+        self,
+        classifier: torch.nn.Module | None = None,
+        target: int = 0,
+        method: str = "paper",
+        scale: float = 0.0,
+        *,
+        x0_hat: bool | None = None,
+        stabiliser: str = "none",
+        num_inference_steps: int | None = None,
+        seeds: list[int] | None = None,
+        batch_size: int = 1,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        judge: torch.nn.Module | None = None,
+        judge_every: int = 1,
+        reference: torch.nn.Module | None = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        progress: bool = True,
+        **guidance,
+    ) -> GuidedPipelineOutput | tuple:
+        r"""Sample with classifier guidance.
+
+        Args:
+            classifier: the guide, images in [-1, 1] -> logits; None samples unguided (scale must be 0).
+            target: the class index y the guidance pushes towards.
+            method: a name of :data:`gradcheck.settings.METHODS`: paper, mpgd, dps, freedom or backward
+                (docs/methods.md).
+            scale: the guidance scale s; 0 samples unguided.
+            x0_hat: classify x0-hat (eq. 3) instead of x_t; None: True for every method but "paper"
+                (they all classify x0-hat), False for "paper".
+            stabiliser: "none", "adam" (eq. 4) or "ema<beta>", e.g. "ema0.9".
+            num_inference_steps: respaced sampling steps; None: every one of the scheduler's training
+                timesteps (diffusers' default of 1,000 would exceed a DDPM with T = 400).
+            seeds: one seed per sample, each its own ``torch.Generator`` (``guidance.sample_generators``),
+                sampled in batches of ``batch_size``; float32 results do not depend on the batching.
+            batch_size: the batch with ``seeds``; without ``seeds`` or ``generator``, the number of
+                samples, from seeds 0 .. batch_size - 1.
+            generator: instead of ``seeds``, one ``torch.Generator`` per sample (a list), sampled in one batch.
+            judge, judge_every, reference: classifiers that only watch, as ``guidance.guided_sample`` takes them.
+            output_type: "pil", "np" (NHWC in [0, 1]) or "pt" (NCHW in [0, 1]) as ``DDPMPipeline`` gives
+                them, or "latent": the sampler's own NCHW tensor in [-1, 1].
+            return_dict: return a :class:`GuidedPipelineOutput`; if False, ``(images, trace)``.
+            progress: a progress bar on stderr (``set_progress_bar_config(disable=True)`` turns it off too).
+            **guidance: any other field of :class:`gradcheck.settings.GuidanceSettings`, e.g. clip_x0,
+                normalise, objective, recurrence, inner_steps, adam_eps, bias_correction.
+        """
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"unknown output_type {output_type!r}; choose one of {', '.join(OUTPUT_TYPES)}")
+        if x0_hat is None:
+            x0_hat = method != "paper"
+        settings = GuidanceSettings(scale=scale, target=target, x0_hat=x0_hat, stabiliser=stabiliser,
+                                    method=method, **guidance)  # refuses an unknown method, stabiliser, ...
+        if settings.scale != 0 and classifier is None:
+            raise ValueError(f"a guidance scale of {settings.scale:g} needs a classifier: pass classifier=, "
+                             "or scale=0 to sample unguided")
+        if num_inference_steps is not None and num_inference_steps <= 0:
+            raise ValueError(f"num_inference_steps must be positive or None (every step), got {num_inference_steps}")
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+
+        if seeds is not None and generator is not None:
+            raise ValueError("pass seeds or generator, not both")
+        if seeds is not None:
+            if len(seeds) == 0:
+                raise ValueError("seeds is empty: give at least one seed")
+            generators, chunk = sample_generators(list(seeds)), batch_size
+        elif generator is not None:
+            if isinstance(generator, torch.Generator):
+                if batch_size != 1:
+                    raise ValueError("the guided sampler needs one torch.Generator per sample: pass generator as a "
+                                     f"list of {batch_size}, or seeds")
+                generator = [generator]
+            generators = list(generator)
+            if batch_size not in (1, len(generators)):
+                raise ValueError(f"{len(generators)} generators for a batch_size of {batch_size}")
+            chunk = len(generators)
+        else:
+            generators = sample_generators(list(range(batch_size)))
+            chunk = batch_size
+
+        device = self._execution_device
+        sample_size = self.unet.config.sample_size
+        size = (sample_size, sample_size) if isinstance(sample_size, int) else tuple(sample_size)
+        shape = (self.unet.config.in_channels, *size)
+        progress = progress and not getattr(self, "_progress_bar_config", {}).get("disable", False)
+
+        # no torch.no_grad here: the guidance takes gradients (the sampler disables them where it can)
+        images, traces = [], []
+        for i in range(0, len(generators), chunk):
+            gens = generators[i:i + chunk]
+            noise = initial_noise(gens, shape, device)
+            x, trace = guided_sample(self.unet, self.scheduler, classifier, noise, settings, gens,
+                                     num_inference_steps, progress, judge=judge, judge_every=judge_every,
+                                     reference=reference)
+            images.append(x)
+            traces.append(trace)
+        image = torch.cat(images) if len(images) > 1 else images[0]
+        trace = SamplingTrace.concat(traces) if len(traces) > 1 else traces[0]
+
+        if output_type != "latent":  # as DDPMPipeline converts
+            image = (image / 2 + 0.5).clamp(0, 1)
+            if output_type != "pt":
+                image = image.cpu().permute(0, 2, 3, 1).numpy()
+                if output_type == "pil":
+                    image = self.numpy_to_pil(image)
+
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return image, trace
+        return GuidedPipelineOutput(images=image, trace=trace)
