@@ -103,6 +103,7 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> None:
 def methods_figure(frame: pd.DataFrame, path: str | os.PathLike, title: str) -> None:
     """Judge accuracy against UNet passes per sample, one marker per preset, filled with a stabiliser."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -116,13 +117,16 @@ def methods_figure(frame: pd.DataFrame, path: str | os.PathLike, title: str) -> 
         for _, r in frame[frame["preset"] == preset].iterrows():
             if pd.isna(r["unet_passes"]):
                 continue
-            x = r["unet_passes"] * (1 + offsets[r["stabiliser"]])  # a nudge apart, on the log axis
+            # a nudge apart on the log axis, by preset and stabiliser: presets often cost the same
+            x = r["unet_passes"] * (1 + 0.03 * (i - (len(presets) - 1) / 2) + offsets[r["stabiliser"]])
             y, low, high = (100 * r[c] for c in ("judge_accuracy", "judge_accuracy_low", "judge_accuracy_high"))
             plain = r["stabiliser"] == "none"
             ax.errorbar([x], [y], yerr=[[y - low], [high - y]], fmt="o" if plain else "s", ms=6, capsize=2,
                         color=colours(i % 10), mfc="white" if plain else colours(i % 10),
                         label=f"{preset}" + ("" if plain else f" + {r['stabiliser']}"))
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("UNet passes (forward + backward) per sample")
     ax.set_ylabel("judge accuracy % (interval)")
     ax.set_ylim(-2, 102)

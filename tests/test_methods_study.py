@@ -58,7 +58,7 @@ def test_bad_cells_argument_is_named():
 
 @pytest.mark.e2e
 def test_methods_target_builds_every_preset_with_its_compute(run):
-    snakemake(run, "--cores", "2", "--resources", "gpu=1", "results/methods.csv", configfile=[TINY, TINY_METHODS])
+    snakemake(run, "--cores", "2", "results/methods.csv", "--resources", "gpu=1", configfile=[TINY, TINY_METHODS])
     table = pd.read_csv(run / "results/methods.csv")
     presets = ["robust-baseline", "x0_hat", "x0_hat_8", "mpgd", "dps", "freedom", "backward"]
     assert list(dict.fromkeys(table.preset)) == presets

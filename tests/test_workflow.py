@@ -161,7 +161,9 @@ def test_changing_the_data_seed_reruns_everything_downstream(run, tmp_path):
 def test_naming_one_figure_builds_only_what_it_needs(tmp_path):
     proc = snakemake(tmp_path, "-n", "results/figures/cosine_nonrobust.png")
     assert planned_rules(proc) == {"make_data", "train_ddpm", "train_classifier", "sample_cell", "cosine_figure"}
-    assert "results/models/robust.pt" not in proc.stdout and "results/models/judge.pt" in proc.stdout
+    # the non-robust cells need the judge, and the robust classifier as their informativeness reference
+    assert "results/models/judge.pt" in proc.stdout and "--reference results/models/robust.pt" in proc.stdout
+    assert "results/models/features.pt" not in proc.stdout  # FID is not asked for
 
 
 @pytest.mark.parametrize("change, key", [
