@@ -76,14 +76,18 @@ def test_brought_models_replace_training_and_sample_as_the_python_api(tmp_path):
     # the same models, straight from the user's files, through the Python API
     pipe = DDPMPipeline.from_pretrained(tmp_path / "pipeline")
     guide = torch.jit.load(str(tmp_path / "guide.pt"))
+    threads = torch.get_num_threads()
     judge = load_classifier(tmp_path / "judge.pt")[0]
     sampling = TINY_CFG["sampling"]
     guidance = {k: v for k, v in TINY_CFG["guidance"].items() if k != "unet_dtype"}  # the tiny run's, as the rule passes them
     settings = GuidanceSettings(scale=5, target=CLASSES.index(sampling["target"]), x0_hat=True, stabiliser="adam",
                                 **guidance)
+    torch.set_num_threads(1)  # as the job ran (tiny.yaml's threads_per_job): float32 reductions depend on it
     images, _ = sample_seeds(per_sample_seeds(sampling["seeds"], sampling["num_samples"]), pipe.unet, pipe.scheduler,
                              guide, settings, sampling["batch_size"], sampling["steps"], "cpu", progress=False,
-                             judge=judge, judge_every=sampling["judge_every"])
+                             judge=judge, judge_every=sampling["judge_every"],
+                             reference=torch.jit.load(str(tmp_path / "guide.pt")))  # the job's reference: the robust role
+    torch.set_num_threads(threads)
     cell = np.load(results / "samples/nonrobust/x0-true_adam_s-5.npz")
     np.testing.assert_array_equal(cell["images"], uint8_images(images))
 
