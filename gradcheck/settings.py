@@ -337,8 +337,20 @@ class MetricsSettings:
             raise ValueError(f"confidence must be between 0 and 1 (e.g. 0.95), got {self.confidence}")
 
 
+@dataclass(frozen=True)
+class MethodsStudySettings:
+    """The methods study's defaults (configs/methods.yaml; gradcheck.plan builds its cells from the config)."""
+    classifier: str = config_key("methods.classifier", default="nonrobust")  # the guide of every preset
+    stabilisers: tuple[str, ...] = config_key("methods.stabilisers", default=("none", "adam"))
+    steps: int | None = config_key("methods.steps", default=200)  # respaced, so that twice the steps fit T = 400
+    num_samples: int = config_key("methods.num_samples", default=32)
+    seeds: tuple[int, ...] = config_key("methods.seeds", default=(0,))
+    # DPS's s (its step s grad log p / |log p| is in other units than eq. 2's): the lowest FID chosen
+    dps_scales: tuple[float, ...] = config_key("methods.dps_scales", default=(0.02, 0.05, 0.1))
+
+
 SETTINGS_CLASSES = (DataSettings, UNetConfig, DDPMTrainConfig, ClassifierTrainConfig, GuidanceSettings,
-                    SamplingSettings, MetricsSettings)
+                    SamplingSettings, MetricsSettings, MethodsStudySettings)
 
 
 def default(cls, name: str):
