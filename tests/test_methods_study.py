@@ -1,6 +1,7 @@
 """The methods study: its table from constructed cells, and the workflow's target on the tiny run."""
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -57,7 +58,12 @@ def test_bad_cells_argument_is_named():
 
 
 @pytest.mark.e2e
-def test_methods_target_builds_every_preset_with_its_compute(run):
+def test_methods_target_builds_every_preset_with_its_compute(run, tmp_path):
+    # in a copy of the tiny run (its models reused): the shared run's logs stay one per job of its own plan,
+    # which the SLURM test counts
+    work = tmp_path / "methods_run"
+    shutil.copytree(run, work, symlinks=True)
+    run = work
     snakemake(run, "--cores", "2", "results/methods.csv", "--resources", "gpu=1", configfile=[TINY, TINY_METHODS])
     table = pd.read_csv(run / "results/methods.csv")
     presets = ["robust-baseline", "x0_hat", "x0_hat_8", "mpgd", "dps", "freedom", "backward"]
