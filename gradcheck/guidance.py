@@ -137,9 +137,7 @@ def renoise(scheduler: DDPMScheduler, x_prev: torch.Tensor, t: int, generators: 
 
 def posterior_variance(scheduler: DDPMScheduler, t: int) -> torch.Tensor:
     """sigma_t^2 of the step t -> prev(t) with fixed small variance (respacing aware)."""
-    prev_t = int(scheduler.previous_timestep(t))
-    abar_t = scheduler.alphas_cumprod[int(t)]
-    abar_prev = scheduler.alphas_cumprod[prev_t] if prev_t >= 0 else torch.tensor(1.0)
+    abar_t, abar_prev = _alpha_bars(scheduler, t)
     beta_t = 1 - abar_t / abar_prev
     return ((1 - abar_prev) / (1 - abar_t) * beta_t).clamp(min=1e-20)
 
