@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 
 from .stats import (frechet_distance_features, hierarchical_bootstrap, kernel_inception_distance_features,
-                    mean_statistic)
+                    mean_statistic, nanmean_statistic)
 
 # The late window of the stability claim: the paper reads figure 2 as x0-hat helping "especially
 # towards the end", so the per-sample mean cosine is also taken over the last quarter of the steps.
@@ -72,11 +72,13 @@ def cell_metrics(*, guide_says: np.ndarray, judge_says: np.ndarray, cosine: np.n
     row |= interval(per_group(fooled), mean_statistic, "fooled")
     row |= interval(features, frechet_distance_features, "fid", float(np.mean(fid)), correct_bias=True)
     row |= interval(features, kernel_inception_distance_features, "kid", float(np.mean(kid)), correct_bias=True)
-    for name, values in (("cosine_mean", all_steps), ("cosine_late", late), ("informativeness", informative)):
+    # a sample whose guidance or reference gradient was zero at every watched step has no informativeness
+    for name, values, statistic in (("cosine_mean", all_steps, mean_statistic), ("cosine_late", late, mean_statistic),
+                                    ("informativeness", informative, nanmean_statistic)):
         if np.isnan(values).all():
             row |= {name: None, f"{name}_low": None, f"{name}_high": None}
         else:
-            row |= interval(per_group(values), mean_statistic, name)
+            row |= interval(per_group(values), statistic, name)
     row["per_replicate"] = [
         {"replicate": int(r), "accuracy": float(guide_says[replicate == r].mean()),
          "judge_accuracy": float(judge_says[replicate == r].mean()), "fooled": float(fooled[replicate == r].mean()),

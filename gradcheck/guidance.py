@@ -206,6 +206,20 @@ def normalise(g: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     return g * factor.view(-1, *([1] * (g.dim() - 1)))
 
 
+def direction_cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-sample cosine of two directions at any scale; NaN where either is zero.
+
+    F.cosine_similarity clamps each norm at 1e-8, so a saturated classifier's gradient (norms
+    below 1e-8 are common late in sampling) would read as nearly orthogonal to itself. Dividing
+    by the largest entry first keeps the norms at least 1 and the squares from underflowing.
+    """
+    a, b = a.flatten(1), b.flatten(1)
+    a_max, b_max = a.abs().amax(1, keepdim=True), b.abs().amax(1, keepdim=True)
+    cos = F.cosine_similarity(a / a_max.clamp(min=torch.finfo(a.dtype).tiny),
+                              b / b_max.clamp(min=torch.finfo(b.dtype).tiny), dim=1)
+    return torch.where(((a_max > 0) & (b_max > 0)).flatten(), cos, torch.nan)
+
+
 def classifier_score_gradient(classifier, x_in: torch.Tensor, x_leaf: torch.Tensor, target: int,
                               objective: str = "log_prob") -> tuple[torch.Tensor, torch.Tensor]:
     """(grad_{x_leaf} of log p(y | x_in) or of the raw logit of y, that score per sample);
@@ -388,7 +402,7 @@ def guided_sample(
             if reference is not None and watch:
                 x_leaf = x.detach().requires_grad_(True)
                 ref = classifier_gradient(reference, x_leaf, x_leaf, settings.target, "log_prob")
-                trace.informativeness[k] = F.cosine_similarity(g.flatten(1), ref.flatten(1), dim=1).cpu()
+                trace.informativeness[k] = direction_cosine(g, ref).cpu()
         if guided:  # eq. 5 between the last passes of consecutive steps
             if prev_g is not None:
                 trace.cosine[k] = F.cosine_similarity(g.flatten(1), prev_g.flatten(1), dim=1).cpu()

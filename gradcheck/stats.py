@@ -11,6 +11,7 @@ there are fewer samples than features.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -170,6 +171,20 @@ def _mean_batched(x: ArrayLike) -> np.ndarray:
 
 
 mean_statistic.batched = _mean_batched
+
+
+def nanmean_statistic(x: ArrayLike) -> float:
+    """Mean over the samples where a value was measured (NaN where none was)."""
+    return float(_nanmean_batched(np.asarray(x, dtype=np.float64)[None])[0])
+
+
+def _nanmean_batched(x: ArrayLike) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a resample of NaNs only
+        return np.nanmean(np.asarray(x, dtype=np.float64), axis=1)
+
+
+nanmean_statistic.batched = _nanmean_batched
 
 
 def paired_difference(a: ArrayLike, b: ArrayLike, seed_index: ArrayLike, replicate_index: ArrayLike | None = None,

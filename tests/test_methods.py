@@ -7,14 +7,15 @@ step on x_{t-1}, FreeDoM's time travel), and each gradient path against finite d
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from diffusers import DDPMScheduler
 from diffusers.utils.torch_utils import randn_tensor
 
 from conftest import tiny_unet
-from gradcheck.guidance import (AdamMoments, GuidanceSettings, guided_sample, initial_noise, noise_and_gradient,
-                                sample_generators)
+from gradcheck.guidance import (AdamMoments, GuidanceSettings, direction_cosine, guided_sample, initial_noise,
+                                noise_and_gradient, sample_generators)
 from gradcheck.settings import METHODS, GuidedStep
 
 SHAPE = (3, 8, 8)
@@ -261,6 +262,24 @@ def test_informativeness_is_one_when_the_reference_is_the_guide_on_x_t(scheduler
     assert torch.isnan(trace.informativeness[[1, 3]]).all()  # every 2nd step and the last
     alone, _ = _sample(unet, scheduler, clf, settings)
     assert torch.equal(images, alone)  # the reference only watches
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-12, 1e-30])
+def test_direction_cosine_does_not_depend_on_the_scale(scale):
+    """A saturated classifier's gradient can have a norm far below F.cosine_similarity's 1e-8 floor."""
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(3, 3, 8, 8, generator=gen), torch.randn(3, 3, 8, 8, generator=gen)
+    expected = torch.from_numpy(np.array([u @ v / np.linalg.norm(u) / np.linalg.norm(v) for u, v in
+                                          zip(a.double().flatten(1).numpy(), b.double().flatten(1).numpy())]))
+    torch.testing.assert_close(direction_cosine(a * scale, b).double(), expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(direction_cosine(a * scale, a), torch.ones(3), rtol=0, atol=1e-6)
+
+
+def test_direction_cosine_of_a_zero_direction_is_nan():
+    a = torch.randn(2, 12)
+    a[1] = 0
+    cos = direction_cosine(a, torch.randn(2, 12))
+    assert torch.isfinite(cos[0]) and torch.isnan(cos[1])
 
 
 def test_informativeness_of_another_direction_is_its_cosine(scheduler):

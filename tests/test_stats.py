@@ -15,7 +15,8 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from gradcheck.stats import (_CHUNK, Interval, _check_groups, frechet_distance_features, hierarchical_bootstrap,
-                             kernel_inception_distance_features, mean_statistic, paired_difference)
+                             kernel_inception_distance_features, mean_statistic, nanmean_statistic,
+                             paired_difference)
 
 
 class FeatureIdentity(torch.nn.Module):
@@ -109,6 +110,21 @@ def test_loop_and_batched_paths_agree():
         b = hierarchical_bootstrap(feats, stat, n_boot=60, seed=1)
         lo = hierarchical_bootstrap(feats, unbatched(stat), n_boot=60, seed=1)
         np.testing.assert_allclose([b.estimate, b.low, b.high], [lo.estimate, lo.low, lo.high], rtol=1e-10)
+
+
+def test_nanmean_skips_unmeasured_samples_in_both_paths():
+    """Informativeness is NaN for a sample whose gradient was zero at every watched step."""
+    rng = np.random.default_rng(3)
+    values = [rng.normal(size=n) for n in (20, 25)]
+    values[0][[2, 7]] = np.nan
+    groups = [(v,) for v in values]
+    batched = hierarchical_bootstrap(groups, nanmean_statistic, n_boot=300, seed=4)
+    looped = hierarchical_bootstrap(groups, unbatched(nanmean_statistic), n_boot=300, seed=4)
+    np.testing.assert_allclose([batched.estimate, batched.low, batched.high], [looped.estimate, looped.low, looped.high],
+                               rtol=1e-12)
+    by_hand = np.mean([v[~np.isnan(v)].mean() for v in values])  # the mean of the groups' measured means
+    assert batched.estimate == pytest.approx(by_hand, rel=1e-12)
+    assert np.isfinite([batched.low, batched.high]).all() and batched.low < by_hand < batched.high
 
 
 def test_estimate_is_the_statistic_on_the_original_data():
