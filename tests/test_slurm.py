@@ -65,8 +65,15 @@ def test_tiny_workflow_through_slurm_equals_local_run(cluster, run, tmp_path):
         env=cluster, timeout=1500)
     log = proc.stdout + proc.stderr
     submitted = set(re.findall(r"submitted with SLURM jobid (\d+)", log))
-    job_logs = list((run / "results/logs").rglob("*.log"))  # one per job of the local run
-    assert len(submitted) == len(job_logs), f"{len(submitted)} sbatch submissions for {len(job_logs)} jobs"
+    started = re.findall(r"^(local)?rule (\w+):", log, re.MULTILINE)
+    local_rules = {rule for local, rule in started if local}
+    job_logs = list((run / "results/logs").rglob("*.log"))  # one per job of the local run, `all` has none
+    assert len(started) == len(job_logs) + 1, f"{len(started)} jobs started for {len(job_logs)} local-run jobs"
+    cluster_jobs = sum(not local for local, _ in started)
+    assert len(submitted) == cluster_jobs, f"{len(submitted)} sbatch submissions for {cluster_jobs} cluster jobs"
+    # only the torch-free tables, figures and record ran on the submitting host
+    assert local_rules and not local_rules & {"train_ddpm", "train_classifier", "sample_cell", "sample_study_cell",
+                                              "evaluate_cell", "ddpm_quality", "make_data"}, local_rules
 
     record = json.loads((workdir / "results/run_record.json").read_text())
     job_ids = {job["slurm_job_id"] for job in record["jobs"].values()}
