@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import itertools
+import os
+import textwrap
 
 import matplotlib
 
@@ -454,7 +454,7 @@ def _place_labels(points: np.ndarray, texts: list[str], obstacles: list[tuple], 
 
 
 def headline_fid_figure(points: pd.DataFrame, out: str | os.PathLike, paper: float = 0.8594,
-                        title: str = "") -> dict:
+                        title: str = "", note: str = "") -> dict:
     """The headline cell's accuracy under the judge against its DDPM's FID ratio (to real vs real).
 
     ``points``: label, source ("this run" or "earlier"), fid_ratio, judge_accuracy,
@@ -463,6 +463,7 @@ def headline_fid_figure(points: pd.DataFrame, out: str | os.PathLike, paper: flo
     line of judge accuracy on FID ratio over all points is drawn over the x range of the data
     only. Returns ``{"slope", "intercept", "n"}``, slope and intercept in accuracy fraction per
     unit of FID ratio; both are None (and no line is drawn) with fewer than 2 distinct FID ratios.
+    ``note`` is printed under the axes (for example, which points were left out and why).
     Written whole or not at all.
     """
     _require(points, ["label", "source", "fid_ratio", "judge_accuracy", "judge_accuracy_low",
@@ -541,8 +542,12 @@ def headline_fid_figure(points: pd.DataFrame, out: str | os.PathLike, paper: flo
         ax.set(xlabel="DDPM's FID / real-vs-real FID   (axis reversed: better DDPM to the right \u2192)",
                ylabel="accuracy under the judge (%)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
+        legend = ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
         ax.set_title(title or "headline cell (non-robust, x0-hat + ADAM) against the DDPM's quality", fontsize=10)
+        if note:  # under the legend; bbox_inches="tight" keeps it in the file
+            fig.canvas.draw()
+            below = legend.get_window_extent().transformed(fig.transFigure.inverted()).y0
+            fig.text(0.5, below - 0.02, textwrap.fill(note, 110), ha="center", va="top", fontsize=6.5, color="dimgrey")
         _save(fig, out)
     finally:
         plt.close(fig)

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from gradcheck.commands.report import comparable_ddpms
 from gradcheck.plots import headline_fid_figure, replicate_figure
 
 REPO = Path(__file__).resolve().parents[1]
@@ -139,7 +140,8 @@ def test_headline_fid_figure_draws_the_repository_history(tmp_path):
 def test_headline_by_ddpm_csv():
     frame = pd.read_csv(HEADLINE_CSV)
     assert list(frame.columns) == ["label", "source", "fid_ratio", "judge_accuracy", "judge_accuracy_low",
-                                   "judge_accuracy_high", "date", "commit", "note"]
+                                   "judge_accuracy_high", "features", "samples", "date", "commit", "note"]
+    assert (frame.samples > 0).all() and frame.features.str.len().gt(0).all()
     assert len(frame) >= 2 and frame.label.is_unique
     assert set(frame.source) == {"earlier"}
     assert (frame.fid_ratio > 1).all()
@@ -152,6 +154,38 @@ def test_headline_by_ddpm_csv():
     assert (rows.judge_accuracy_low <= rows.judge_accuracy).all()
     assert (rows.judge_accuracy <= rows.judge_accuracy_high).all()
     assert frame.note.str.len().gt(20).all() and frame.commit.str.fullmatch(r"[0-9a-f]{7,40}").all()
+
+
+def _final(features="features-resnet-pool-512", samples=32):
+    return pd.DataFrame({"replicate": [0, 1], "features": features, "samples": samples, "fid_ratio": [0.5, 0.7]})
+
+
+def test_only_ddpms_measured_as_this_run_share_its_axis():
+    """An FID ratio on other features, or from another number of samples, is another quantity."""
+    earlier = pd.read_csv(HEADLINE_CSV)
+    kept, note = comparable_ddpms(earlier, _final(), "history.csv")
+    assert kept.empty and f"{len(earlier)} earlier DDPM(s) not drawn" in note
+    assert "sportballs-shufflenetv2-pool-1024 at 96 samples" in note and "features-resnet-pool-512 at 32" in note
+    same = earlier.iloc[0]
+    kept, note = comparable_ddpms(earlier, _final(same.features, same.samples), "history.csv")
+    assert len(kept) == len(earlier) and note == ""
+    mixed = earlier.assign(samples=[32] + [96] * (len(earlier) - 1))
+    kept, note = comparable_ddpms(mixed, _final(same.features, 32), "history.csv")
+    assert list(kept.label) == [same.label] and note.startswith(f"{len(earlier) - 1} earlier")
+
+
+def test_earlier_ddpms_without_how_they_were_measured_are_refused():
+    with pytest.raises(ValueError, match="history.csv: no features or samples column"):
+        comparable_ddpms(pd.read_csv(HEADLINE_CSV).drop(columns=["features", "samples"]), _final(), "history.csv")
+    with pytest.raises(ValueError, match="measured differently"):
+        comparable_ddpms(pd.read_csv(HEADLINE_CSV), _final().assign(samples=[32, 96]), "history.csv")
+
+
+def test_headline_figure_prints_its_note(tmp_path):
+    plain, noted = tmp_path / "plain.png", tmp_path / "noted.png"
+    headline_fid_figure(points(), plain)
+    headline_fid_figure(points(), noted, note="6 earlier DDPM(s) not drawn: " + "their FID ratios are elsewhere " * 6)
+    assert png_size(noted)[1] > png_size(plain)[1]  # the note's lines lengthen the figure
 
 
 def test_a_save_that_fails_midway_leaves_nothing(tmp_path, monkeypatch):

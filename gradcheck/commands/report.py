@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
 from ..settings import MetricsSettings
 from . import command, json_argument, name_path_pairs, option
+
+log = logging.getLogger("gradcheck")
 
 TRACE_CHOICES = ["cosine", "grad_norm", "eps_cosine", "judge_confidence", "informativeness"]
 CELL_GROUP_HELP = "one line each: a cell's sample files (one per training replicate) joined by commas"
@@ -211,7 +214,8 @@ def figure_replicates(a):
 @option("--metrics", required=True, help="the headline cell's JSON from evaluate (non-robust, x0-hat + ADAM)")
 @option("--ddpm", required=True, help="results/ddpm.csv from ddpm-summary: each replicate's FID ratio")
 @option("--earlier", help="CSV of earlier DDPMs' headline cells (label, source, fid_ratio, judge_accuracy, "
-        "judge_accuracy_low, judge_accuracy_high), drawn hollow")
+        "judge_accuracy_low, judge_accuracy_high, features, samples), drawn hollow where their FID ratio was "
+        "measured on this run's feature network and number of samples")
 @option("--variant", help="the sensitivity variant --metrics comes from, named in the labels and title")
 @option("--out", required=True, help="output PNG")
 def figure_headline(a):
@@ -228,11 +232,38 @@ def figure_headline(a):
                            "fid_ratio": float(final.loc[r["replicate"], "fid_ratio"]),
                            "judge_accuracy": r["judge_accuracy"], "judge_accuracy_low": float("nan"),
                            "judge_accuracy_high": float("nan")} for r in cell["per_replicate"]])
+    note = ""
     if a.earlier:
-        frame = pd.concat([frame, pd.read_csv(a.earlier)[list(frame.columns)]], ignore_index=True)
-    headline_fid_figure(frame, a.out, paper=PAPER_HEADLINE,
+        earlier, note = comparable_ddpms(pd.read_csv(a.earlier), final, a.earlier)
+        frame = pd.concat([frame, earlier[list(frame.columns)]], ignore_index=True)
+        if note:
+            log.warning("%s", note)
+    headline_fid_figure(frame, a.out, paper=PAPER_HEADLINE, note=note,
                         title=f"headline cell (non-robust, x0-hat + ADAM, s = {cell['scale']:g}"
                         f"{', sensitivity variant ' + a.variant if a.variant else ''}) against DDPM quality")
+
+
+def comparable_ddpms(earlier, final, source: str):
+    """(the earlier DDPMs whose FID ratio was measured as this run's, a note on those left out).
+
+    An FID ratio depends on the feature network and on the number of samples, so only points
+    measured on this run's features and sample count share its x axis.
+    """
+    missing = sorted({"features", "samples"} - set(earlier.columns))
+    if missing:
+        raise ValueError(f"{source}: no {' or '.join(missing)} column, so its FID ratios cannot be matched to this run's")
+    measured = final[["features", "samples"]].drop_duplicates()
+    if len(measured) != 1:
+        raise ValueError(f"the replicates' FID ratios were measured differently: {measured.to_dict('records')}")
+    features, samples = measured.iloc[0]
+    same = (earlier["features"] == features) & (earlier["samples"] == samples)
+    if same.all():
+        return earlier, ""
+    other = earlier[~same][["features", "samples"]].drop_duplicates()
+    how = "; ".join(f"{f} at {n} samples" for f, n in other.itertuples(index=False))
+    note = (f"{(~same).sum()} earlier DDPM(s) not drawn: their FID ratios are on {how}, "
+            f"this run's on {features} at {samples} samples")
+    return earlier[same], note
 
 
 @command("record", help="reproducibility record: config, git commit, packages, devices")
