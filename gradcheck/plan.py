@@ -569,22 +569,20 @@ class Plan:
         return self.classifier_path("robust" if preset == BASELINE else self.methods["classifier"], replicate=replicate)
 
     def method_flags(self, preset, stabiliser, replicate):
-        """gradcheck sample's flags of a study cell (the scale is the wildcard's)."""
-        sampling, guidance = self.cfg["sampling"], self.cfg["guidance"]
+        """gradcheck sample's flags of a study cell (the scale is the wildcard's): as for the grid's cells, only
+        the settings that can change its samples, so that changing another reruns none of its jobs."""
+        sampling = self.cfg["sampling"]
         if preset == BASELINE:
-            step = dict(method="paper", x0_hat=False)
-            steps = self.methods["steps"]
+            step, steps = dict(method="paper", x0_hat=False), self.methods["steps"]
         else:
             settings, steps = self.method_settings(preset, stabiliser), self.method_steps(preset)
             step = dict(method=settings.method, x0_hat=settings.x0_hat)
             step |= {k: getattr(settings, k) for k in ("recurrence", "inner_steps") if getattr(settings, k) is not None}
+        cell = dict(scale=1, x0=str(step["x0_hat"]).lower(), stabiliser="none" if preset == BASELINE else stabiliser)
         return cli_flags(target=sampling["target"], num_samples=self.methods["num_samples"],
                          batch_size=sampling["batch_size"], judge_every=sampling["judge_every"],
                          seeds=replicate_seeds(self.methods["seeds"], replicate),
-                         steps="all" if steps in (None, "all") else steps, unet_dtype=guidance["unet_dtype"],
-                         objective=guidance["objective"], normalise=guidance["normalise"],
-                         clip_x0=guidance["clip_x0"], adam_eps=guidance["adam_eps"],
-                         bias_correction=guidance["bias_correction"], **step)
+                         **relevant_settings(cell, self.cfg["guidance"] | {"steps": steps}), **step)
 
     def method_metrics(self):
         """'preset=stabiliser=scale=metrics file' of every cell, as `gradcheck methods-table` reads them."""

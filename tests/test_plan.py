@@ -85,6 +85,17 @@ def test_only_settings_that_can_change_a_cell_are_its_params():
     assert x0_adam["clip_x0"] is True and x0_adam["adam_eps"] == 1e-8
 
 
+def test_a_methods_cell_takes_only_the_settings_that_can_change_it():
+    p = plan(ROOT / "configs/methods.yaml")
+    baseline = p.method_flags("robust-baseline", "none", 0)
+    assert "--x0-hat false" in baseline and "--clip-x0" not in baseline and "--adam-eps" not in baseline
+    mpgd_adam = p.method_flags("mpgd", "adam", 0)
+    assert "--method mpgd" in mpgd_adam and "--clip-x0 true" in mpgd_adam and "--adam-eps 1e-08" in mpgd_adam
+    assert "--steps 200" in mpgd_adam and "--steps 400" in p.method_flags("x0_hat_400", "none", 0)
+    freedom = p.method_flags("freedom", "none", 0)
+    assert "--method freedom" in freedom and "--recurrence" not in freedom  # K = 2 is the preset's own
+
+
 def test_a_variant_that_cannot_change_a_cell_reuses_the_defaults_samples():
     p = plan(ROOT / "configs/replicates.yaml")
     x_t = dict(classifier="nonrobust", x0="false", stabiliser="adam", scale="0.5")
