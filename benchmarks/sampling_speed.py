@@ -1,6 +1,7 @@
 """Seconds per sampling step of one cell in four modes, each against the cost of its own parts.
 
 Run:  python benchmarks/sampling_speed.py [--batch 96] [--steps 20] [--repeats 3] [--unet cpu|paper] [--compile]
+      [--modes-only]
 
 Three tables, all measured in this one run on the same models (weights are random: speed
 does not depend on them), timings interleaved over repeats so that drift in machine load
@@ -109,6 +110,7 @@ def main() -> None:
     p.add_argument("--dtype", choices=list(TORCH_DTYPES), default="bfloat16", help="the UNet's dtype in table 1")
     p.add_argument("--judge-every", type=int, default=10, help="the judge's interval in table 1")
     p.add_argument("--device", default="auto")
+    p.add_argument("--modes-only", action="store_true", help="stop after table 1 (the modes and the methods)")
     p.add_argument("--compile", action="store_true",
                    help="also time torch.compile of the bfloat16 UNet (about a minute to compile on 2 cores)")
     a = p.parse_args()
@@ -182,6 +184,8 @@ def main() -> None:
               f"   {labels[name]}")
     print(f"MPGD step / plain x_t step: {per_step['MPGD'] / per_step['guidance']:.2f}x (goal: at most 1.15x); "
           f"x0-hat step / plain x_t step: {per_step['x0-hat'] / per_step['guidance']:.2f}x")
+    if a.modes_only:
+        return
 
     # --- the options, one at a time ----------------------------------------------------------
     forward = interleaved({

@@ -320,7 +320,7 @@ def figure_captions(run: dict) -> list[tuple[str, str, str]]:
                                      "replicate beside the pooled estimate and its interval."),
         ("table1", "headline_vs_ddpm.png", "The headline cell (non-robust classifier, x0-hat + ADAM) under the "
                                            "judge against the DDPM's FID ratio, with the earlier defaults' DDPMs "
-                                           "where the settings match."),
+                                           "where the settings and the FID's features and sample count match."),
         ("ddpm", "ddpm_quality.png", "The unguided DDPM at every snapshot: FID as a ratio to real vs real (left) "
                                      "and the judge's class mix (right)."),
         ("classifiers", "classifiers.png", "Clean and noisy validation accuracy of the classifiers."),
