@@ -220,12 +220,32 @@ def direction_cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.where(((a_max > 0) & (b_max > 0)).flatten(), cos, torch.nan)
 
 
+def confident_log_prob(logits: torch.Tensor, target: int) -> torch.Tensor:
+    """log p(y | x) per sample, accurate where the classifier is sure.
+
+    log_softmax rounds log p to exactly 0 once the target's logit leads by about 17 (float32),
+    while its gradient, 1 - p and the other classes' p, stays non-zero. A step divided by |log p|
+    (DPS) then explodes. Here -log p = log1p(sum_{j != y} exp(l_j - l_y)) where every other logit
+    trails the target's, which keeps log p and its gradient in proportion down to exp(-87).
+    """
+    lead = logits - logits[:, target:target + 1]  # l_j - l_y; 0 at y
+    others = torch.cat([lead[:, :target], lead[:, target + 1:]], dim=1)
+    # both branches stay finite (hence the clamp), so the unused one's gradient is 0, never NaN
+    sure = -torch.log1p(others.clamp(max=0).exp().sum(dim=1))
+    return torch.where(others.amax(dim=1) < 0, sure, -torch.logsumexp(lead, dim=1))
+
+
 def classifier_score_gradient(classifier, x_in: torch.Tensor, x_leaf: torch.Tensor, target: int,
-                              objective: str = "log_prob") -> tuple[torch.Tensor, torch.Tensor]:
+                              objective: str = "log_prob", confident: bool = False
+                              ) -> tuple[torch.Tensor, torch.Tensor]:
     """(grad_{x_leaf} of log p(y | x_in) or of the raw logit of y, that score per sample);
-    x_in is x_leaf or a function of it."""
+    x_in is x_leaf or a function of it. ``confident`` takes log p from :func:`confident_log_prob`
+    (DPS divides by it); the paper's methods keep log_softmax, bit for bit."""
     logits = classifier(x_in.contiguous(memory_format=input_layout(classifier))).float()
-    score = F.log_softmax(logits, dim=1)[:, target] if objective == "log_prob" else logits[:, target]
+    if objective != "log_prob":
+        score = logits[:, target]
+    else:
+        score = confident_log_prob(logits, target) if confident else F.log_softmax(logits, dim=1)[:, target]
     (g,) = torch.autograd.grad(score.sum(), x_leaf)
     return g, score.detach()
 
@@ -249,7 +269,8 @@ def x0_gradient(classifier, x0: torch.Tensor, settings: GuidanceSettings) -> tup
     detached path's gradient, which reaches no UNet."""
     x0_leaf = x0.detach().requires_grad_(True)
     x_in = x0_leaf.clamp(-1, 1) if settings.clip_x0 else x0_leaf  # clamp passes no gradient through clipped pixels
-    return classifier_score_gradient(classifier, x_in, x0_leaf, settings.target, settings.objective)
+    return classifier_score_gradient(classifier, x_in, x0_leaf, settings.target, settings.objective,
+                                     settings.step.step_rule == "dps")
 
 
 def noise_and_gradient(unet: UNet2DModel, classifier: torch.nn.Module | None, x: torch.Tensor, t,
@@ -274,14 +295,16 @@ def noise_and_gradient(unet: UNet2DModel, classifier: torch.nn.Module | None, x:
             x0 = x0_estimate(x, eps, alpha_bar_t)
             return Look(eps, *x0_gradient(classifier, x0, settings), x0)
         x_leaf = x.detach().requires_grad_(True)
-        return Look(eps, *classifier_score_gradient(classifier, x_leaf, x_leaf, settings.target, settings.objective))
+        return Look(eps, *classifier_score_gradient(classifier, x_leaf, x_leaf, settings.target, settings.objective,
+                                                    settings.step.step_rule == "dps"))
     x_leaf = x.detach().requires_grad_(True)
     with attention_kernel(x.device, unet_dtype):
         eps = unet(x_leaf.to(unet_dtype), t).sample.float()
     x0 = x0_estimate(x_leaf, eps, alpha_bar_t)
     if settings.clip_x0:  # clamp passes no gradient through the clipped pixels
         x0 = x0.clamp(-1, 1)
-    return Look(eps.detach(), *classifier_score_gradient(classifier, x0, x_leaf, settings.target, settings.objective))
+    return Look(eps.detach(), *classifier_score_gradient(classifier, x0, x_leaf, settings.target, settings.objective,
+                                                         settings.step.step_rule == "dps"))
 
 
 def _check_finite(g: torch.Tensor, k: int, t) -> None:

@@ -6,6 +6,7 @@ step on x_{t-1}, FreeDoM's time travel), and each gradient path against finite d
 """
 
 import math
+from decimal import Decimal, localcontext
 
 import numpy as np
 import pytest
@@ -14,8 +15,8 @@ from diffusers import DDPMScheduler
 from diffusers.utils.torch_utils import randn_tensor
 
 from conftest import tiny_unet
-from gradcheck.guidance import (AdamMoments, GuidanceSettings, direction_cosine, guided_sample, initial_noise,
-                                noise_and_gradient, sample_generators)
+from gradcheck.guidance import (AdamMoments, GuidanceSettings, confident_log_prob, direction_cosine, guided_sample,
+                                initial_noise, noise_and_gradient, sample_generators)
 from gradcheck.settings import METHODS, GuidedStep
 
 SHAPE = (3, 8, 8)
@@ -221,6 +222,42 @@ def test_detached_path_sends_no_gradient_through_the_unet(scheduler):
     assert math.isclose(float((look.g.double() * v).sum()), float(numeric), rel_tol=1e-3)
     noise_and_gradient(unet, clf, x, t, abar, GuidanceSettings(scale=1.0, target=0, x0_hat=True))
     assert backwards  # the x0-hat path does go through the UNet: the hook works
+
+
+@pytest.mark.parametrize("lead", [0.5, 5.0, 25.0, 60.0, -3.0])
+def test_confident_log_prob_is_exact_where_log_softmax_rounds_to_zero(lead):
+    """Value and gradient against 50-digit decimal arithmetic: log p = l_y - log sum exp l, d/dl_j = [j = y] - p_j."""
+    gen = torch.Generator().manual_seed(1)
+    logits = torch.randn(5, 4, generator=gen)
+    logits[:, 2] = logits.amax(1) + lead if lead > 0 else logits[:, 2] + lead
+    leaf = logits.clone().requires_grad_(True)
+    value = confident_log_prob(leaf, 2)
+    (grad,) = torch.autograd.grad(value.sum(), leaf)
+    with localcontext() as ctx:
+        ctx.prec = 50
+        for row, v, g in zip(logits.tolist(), value.tolist(), grad.tolist()):
+            total = sum(Decimal(l).exp() for l in row)
+            exact = Decimal(row[2]) - total.ln()
+            assert abs((Decimal(v) - exact) / exact) < Decimal("1e-5")  # relative, even at 1e-26
+            for j, gj in enumerate(g):
+                exact_gj = float((j == 2) - Decimal(row[j]).exp() / total)
+                assert abs(gj - exact_gj) <= 1e-5 * abs(exact_gj) + 1e-38
+    if lead >= 25:
+        assert (torch.log_softmax(logits, dim=1)[:, 2] == 0).all()  # what DPS would have divided by
+
+
+class SureConvNet(SmallConvNet):
+    """Logits 200x SmallConvNet's: log_softmax reads log p as 0 for most inputs."""
+
+    def forward(self, x):
+        return super().forward(x) * 200.0
+
+
+def test_dps_steps_stay_finite_where_the_classifier_is_sure(scheduler):
+    unet, clf = tiny_unet(), SureConvNet()
+    settings = GuidanceSettings(scale=0.05, target=1, x0_hat=True, method="dps")
+    images, trace = _sample(unet, scheduler, clf, settings)
+    assert torch.isfinite(images).all() and torch.isfinite(trace.term_norm).all()
 
 
 # --- compute and informativeness ---------------------------------------------------------------
