@@ -107,6 +107,7 @@ def methods_figure(frame: pd.DataFrame, path: str | os.PathLike, title: str) -> 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     fig, ax = plt.subplots(figsize=(7.2, 4.4))
     colours = plt.get_cmap("tab10")
@@ -122,8 +123,11 @@ def methods_figure(frame: pd.DataFrame, path: str | os.PathLike, title: str) -> 
             y, low, high = (100 * r[c] for c in ("judge_accuracy", "judge_accuracy_low", "judge_accuracy_high"))
             plain = r["stabiliser"] == "none"
             ax.errorbar([x], [y], yerr=[[y - low], [high - y]], fmt="o" if plain else "s", ms=6, capsize=2,
-                        color=colours(i % 10), mfc="white" if plain else colours(i % 10),
-                        label=f"{preset}" + ("" if plain else f" + {r['stabiliser']}"))
+                        color=colours(i % 10), mfc="white" if plain else colours(i % 10))
+    # one legend entry per preset (its colour) and one per stabiliser (the marker), beside the axes
+    handles = [Line2D([], [], color=colours(i % 10), marker="o", ls="", label=p) for i, p in enumerate(presets)]
+    handles += [Line2D([], [], color="grey", marker="o" if st == "none" else "s", mfc="white" if st == "none" else "grey",
+                       ls="", label="no stabiliser" if st == "none" else f"+ {st}") for st in offsets]
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
@@ -131,7 +135,7 @@ def methods_figure(frame: pd.DataFrame, path: str | os.PathLike, title: str) -> 
     ax.set_ylabel("judge accuracy % (interval)")
     ax.set_ylim(-2, 102)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2, loc="best")
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     with atomic_path(path) as tmp:
