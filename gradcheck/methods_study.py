@@ -126,11 +126,14 @@ def methods_figure(frame: pd.DataFrame, path: str | os.PathLike, title: str) -> 
                         color=colours(i % 10), mfc="white" if plain else colours(i % 10))
     # one legend entry per preset (its colour) and one per stabiliser (the marker), beside the axes
     handles = [Line2D([], [], color=colours(i % 10), marker="o", ls="", label=p) for i, p in enumerate(presets)]
-    handles += [Line2D([], [], color="grey", marker="o" if st == "none" else "s", mfc="white" if st == "none" else "grey",
+    handles += [Line2D([], [], color="black", marker="o" if st == "none" else "s", mfc="white" if st == "none" else "black",
                        ls="", label="no stabiliser" if st == "none" else f"+ {st}") for st in offsets]
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    # a tick at each cost the study has: the range often spans less than a decade, without a major tick
+    passes = sorted(int(p) for p in frame["unet_passes"].dropna().unique())
+    ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(passes))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FixedFormatter([str(p) for p in passes]))
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xlabel("UNet passes (forward + backward) per sample")
     ax.set_ylabel("judge accuracy % (interval)")
     ax.set_ylim(-2, 102)
