@@ -46,6 +46,17 @@ def test_dps_takes_the_scale_with_the_lowest_fid_and_the_others_the_one_they_hav
     assert frame.iloc[0].unet_passes == 8
 
 
+def test_every_method_pairs_with_the_papers_x0_hat_at_the_studys_steps(tmp_path):
+    """Not with a preset that spends more steps to match another method's compute, listed after it."""
+    specs = [_cell(tmp_path, "x0_hat", "paper", "none", 0.5, 30.0, [1, 0, 1, 0]),
+             _cell(tmp_path, "x0_hat_8", "paper", "none", 0.5, 30.0, [1, 1, 1, 1], steps=8),
+             _cell(tmp_path, "mpgd", "mpgd", "none", 0.5, 30.0, [1, 1, 0, 0])]
+    frame = build_table(parse_cells(specs), n_boot=200).set_index("preset")
+    assert pd.isna(frame.loc["x0_hat"].judge_vs_paper)  # the reference itself
+    assert frame.loc["x0_hat_8"].judge_vs_paper == pytest.approx(0.5)  # mean([1, 1, 1, 1]) - mean([1, 0, 1, 0])
+    assert frame.loc["mpgd"].judge_vs_paper == pytest.approx(0.0)
+
+
 def test_choose_scales_needs_an_unstabilised_cell():
     with pytest.raises(ValueError, match="no unstabilised cell"):
         choose_scales([{"preset": "dps", "scale": 0.1, "stabiliser": "adam", "fid": 1.0},
