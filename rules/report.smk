@@ -73,7 +73,9 @@ HISTORY = plan.history_cell()
 
 rule headline_figure:
     input:
-        metrics=(HISTORY or (plan.headline_metrics(), None))[0],
+        metrics=plan.headline_metrics(),
+        # the earlier DDPMs were measured unclipped: where the grid clips, the study's variant that does not
+        history=[HISTORY[0]] if HISTORY and HISTORY[1] else [],
         ddpm="results/ddpm.csv",
         earlier=[f"{workflow.basedir}/docs/data/headline_by_ddpm.csv"] if HISTORY else [],
     output:
@@ -81,8 +83,7 @@ rule headline_figure:
                category="5. Classifiers and data"),
     params:
         earlier=lambda w, input: f"--earlier {input.earlier}" if input.earlier else "",
-        # the earlier DDPMs were measured unclipped: where the grid clips, the study's variant that does not
-        variant=f"--variant {HISTORY[1]}" if HISTORY and HISTORY[1] else "",
+        history=lambda w, input: f"--history-metrics {input.history} --variant {HISTORY[1]}" if input.history else "",
     log:
         "results/logs/headline_figure.log",
     benchmark:
@@ -91,7 +92,7 @@ rule headline_figure:
         ENV
     shell:
         "python -m gradcheck figure-headline --metrics {input.metrics} --ddpm {input.ddpm} {params.earlier} "
-        "{params.variant} --out {output} 2> {log}"
+        "{params.history} --out {output} 2> {log}"
 
 
 rule scale_ablation:

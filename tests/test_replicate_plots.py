@@ -1,5 +1,6 @@
 """The training-replicate figures and the earlier DDPMs' headline numbers (docs/data/headline_by_ddpm.csv)."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -186,6 +187,35 @@ def test_headline_figure_prints_its_note(tmp_path):
     headline_fid_figure(points(), plain)
     headline_fid_figure(points(), noted, note="6 earlier DDPM(s) not drawn: " + "their FID ratios are elsewhere " * 6)
     assert png_size(noted)[1] > png_size(plain)[1]  # the note's lines lengthen the figure
+
+
+def _headline_inputs(tmp_path, features):
+    for name, accuracies in (("default", [0.8, 0.5]), ("no_clip", [0.7, 0.3])):
+        cell = {"scale": 0.5, "per_replicate": [{"replicate": r, "judge_accuracy": a} for r, a in enumerate(accuracies)]}
+        (tmp_path / f"{name}.json").write_text(json.dumps(cell))
+    _final(features, 96).assign(final="true").to_csv(tmp_path / "ddpm.csv", index=False)
+    return ["figure-headline", "--metrics", str(tmp_path / "default.json"), "--ddpm", str(tmp_path / "ddpm.csv"),
+            "--earlier", str(HEADLINE_CSV), "--history-metrics", str(tmp_path / "no_clip.json"),
+            "--variant", "no_clip", "--out", str(tmp_path / "fid.png")]
+
+
+def test_the_headline_figure_draws_the_variant_only_beside_comparable_ddpms(tmp_path, monkeypatch):
+    """At the earlier DDPMs' features, the variant at their settings; otherwise the run's own cell."""
+    from gradcheck import plots
+    from gradcheck.cli import main
+
+    drawn = []
+    monkeypatch.setattr(plots, "headline_fid_figure", lambda frame, out, **kw: drawn.append((frame, kw)))
+    same = pd.read_csv(HEADLINE_CSV).features.iloc[0]
+    assert main(_headline_inputs(tmp_path, same)) == 0
+    frame, kw = drawn.pop()
+    assert list(frame.label[:2]) == ["replicate 0, no_clip", "replicate 1, no_clip"] and kw["note"] == ""
+    assert list(frame.judge_accuracy[:2]) == [0.7, 0.3] and (frame.source == "earlier").sum() == 6
+    assert main(_headline_inputs(tmp_path, "features-resnet-pool-512")) == 0
+    frame, kw = drawn.pop()
+    assert list(frame.label) == ["replicate 0", "replicate 1"] and list(frame.judge_accuracy) == [0.8, 0.5]
+    assert "6 earlier DDPM(s) not drawn" in kw["note"] and "not its variant no_clip" in kw["note"]
+    assert "sensitivity variant" not in kw["title"]
 
 
 def test_a_save_that_fails_midway_leaves_nothing(tmp_path, monkeypatch):

@@ -216,7 +216,9 @@ def figure_replicates(a):
 @option("--earlier", help="CSV of earlier DDPMs' headline cells (label, source, fid_ratio, judge_accuracy, "
         "judge_accuracy_low, judge_accuracy_high, features, samples), drawn hollow where their FID ratio was "
         "measured on this run's feature network and number of samples")
-@option("--variant", help="the sensitivity variant --metrics comes from, named in the labels and title")
+@option("--history-metrics", help="the headline cell under the sensitivity variant that has the earlier DDPMs' "
+        "settings: drawn instead of --metrics where an earlier DDPM joins the plot")
+@option("--variant", help="the sensitivity variant --history-metrics comes from, named in the labels and title")
 @option("--out", required=True, help="output PNG")
 def figure_headline(a):
     import pandas as pd
@@ -225,22 +227,29 @@ def figure_headline(a):
     from ..sensitivity import PAPER_HEADLINE
     from ..table import read_cell
 
-    cell = read_cell(a.metrics, needs="per_replicate")
+    if bool(a.history_metrics) != bool(a.variant):
+        raise ValueError("--history-metrics and --variant go together")
     final = read_table(a.ddpm).pipe(lambda d: d[d["final"]]).set_index("replicate")
-    suffix = f", {a.variant}" if a.variant else ""
+    earlier, note, metrics, variant = None, "", a.metrics, None
+    if a.earlier:
+        earlier, note = comparable_ddpms(pd.read_csv(a.earlier), final, a.earlier)
+        if a.history_metrics and len(earlier):  # compare like with like: the cell at their settings
+            metrics, variant = a.history_metrics, a.variant
+        elif a.history_metrics:
+            note += f"; so the plot shows this run's headline cell, not its variant {a.variant} at their settings"
+        if note:
+            log.warning("%s", note)
+    cell = read_cell(metrics, needs="per_replicate")
+    suffix = f", {variant}" if variant else ""
     frame = pd.DataFrame([{"label": f"replicate {r['replicate']}{suffix}", "source": "this run",
                            "fid_ratio": float(final.loc[r["replicate"], "fid_ratio"]),
                            "judge_accuracy": r["judge_accuracy"], "judge_accuracy_low": float("nan"),
                            "judge_accuracy_high": float("nan")} for r in cell["per_replicate"]])
-    note = ""
-    if a.earlier:
-        earlier, note = comparable_ddpms(pd.read_csv(a.earlier), final, a.earlier)
+    if earlier is not None:
         frame = pd.concat([frame, earlier[list(frame.columns)]], ignore_index=True)
-        if note:
-            log.warning("%s", note)
     headline_fid_figure(frame, a.out, paper=PAPER_HEADLINE, note=note,
                         title=f"headline cell (non-robust, x0-hat + ADAM, s = {cell['scale']:g}"
-                        f"{', sensitivity variant ' + a.variant if a.variant else ''}) against DDPM quality")
+                        f"{', sensitivity variant ' + variant if variant else ''}) against DDPM quality")
 
 
 def comparable_ddpms(earlier, final, source: str):
