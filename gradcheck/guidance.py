@@ -250,6 +250,14 @@ def classifier_score_gradient(classifier, x_in: torch.Tensor, x_leaf: torch.Tens
     return g, score.detach()
 
 
+def settings_score_gradient(classifier, x_in: torch.Tensor, x_leaf: torch.Tensor,
+                            settings: GuidanceSettings) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`classifier_score_gradient` with the settings' target and objective; DPS, which divides
+    its step by the score, takes log p exact."""
+    return classifier_score_gradient(classifier, x_in, x_leaf, settings.target, settings.objective,
+                                     confident=settings.step.step_rule == "dps")
+
+
 def classifier_gradient(classifier, x_in: torch.Tensor, x_leaf: torch.Tensor, target: int,
                         objective: str = "log_prob") -> torch.Tensor:
     """grad_{x_leaf} of log p(y | x_in) or of the raw logit of y; x_in is x_leaf or a function of it."""
@@ -269,8 +277,7 @@ def x0_gradient(classifier, x0: torch.Tensor, settings: GuidanceSettings) -> tup
     detached path's gradient, which reaches no UNet."""
     x0_leaf = x0.detach().requires_grad_(True)
     x_in = x0_leaf.clamp(-1, 1) if settings.clip_x0 else x0_leaf  # clamp passes no gradient through clipped pixels
-    return classifier_score_gradient(classifier, x_in, x0_leaf, settings.target, settings.objective,
-                                     settings.step.step_rule == "dps")
+    return settings_score_gradient(classifier, x_in, x0_leaf, settings)
 
 
 def noise_and_gradient(unet: UNet2DModel, classifier: torch.nn.Module | None, x: torch.Tensor, t,
@@ -295,16 +302,14 @@ def noise_and_gradient(unet: UNet2DModel, classifier: torch.nn.Module | None, x:
             x0 = x0_estimate(x, eps, alpha_bar_t)
             return Look(eps, *x0_gradient(classifier, x0, settings), x0)
         x_leaf = x.detach().requires_grad_(True)
-        return Look(eps, *classifier_score_gradient(classifier, x_leaf, x_leaf, settings.target, settings.objective,
-                                                    settings.step.step_rule == "dps"))
+        return Look(eps, *settings_score_gradient(classifier, x_leaf, x_leaf, settings))
     x_leaf = x.detach().requires_grad_(True)
     with attention_kernel(x.device, unet_dtype):
         eps = unet(x_leaf.to(unet_dtype), t).sample.float()
     x0 = x0_estimate(x_leaf, eps, alpha_bar_t)
     if settings.clip_x0:  # clamp passes no gradient through the clipped pixels
         x0 = x0.clamp(-1, 1)
-    return Look(eps.detach(), *classifier_score_gradient(classifier, x0, x_leaf, settings.target, settings.objective,
-                                                         settings.step.step_rule == "dps"))
+    return Look(eps.detach(), *settings_score_gradient(classifier, x0, x_leaf, settings))
 
 
 def _check_finite(g: torch.Tensor, k: int, t) -> None:
