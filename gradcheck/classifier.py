@@ -177,7 +177,10 @@ def train_classifier(
         bar.set_postfix(loss=f"{total / len(perm):.3f}", val=f"{metrics[monitor]:.3f}")
         if metrics[monitor] > best:
             best, best_epoch, best_state = metrics[monitor], epoch, copy.deepcopy(model.state_dict())
-        elif epoch - best_epoch >= cfg.patience:
+        if best == 1.0:  # nothing left to improve on: later epochs could only tie, and a tie keeps this state
+            log.info("converged at epoch %d: %s 1.0", epoch, monitor)
+            break
+        if epoch - best_epoch >= cfg.patience:
             log.info("early stop at epoch %d: best %s %.4f at epoch %d", epoch, monitor, best, best_epoch)
             break
     model.load_state_dict(best_state)

@@ -29,21 +29,24 @@ def build_parser() -> argparse.ArgumentParser:
         register(sub, stage)
     for command in sub.choices.values():
         command.add_argument("--threads", type=int, default=0,
-                             help="torch CPU threads (0: every core this process may use)")
+                             help="torch CPU threads (0: OMP_NUM_THREADS where set, as Snakemake sets it to a "
+                                  "job's threads; else every core this process may use)")
     return p
 
 
 def set_threads(threads: int) -> None:
-    """Use the cores we were given; torch would otherwise follow OMP_NUM_THREADS.
+    """Use the cores we were given, never more: a job with more torch threads than free cores
+    slows several-fold beside any other busy process (docs/configuration.md, "Threads").
 
-    Snakemake sets OMP_NUM_THREADS to a job's `threads`, which `--cores 1` caps at one.
-    The affinity mask respects what SLURM or taskset allotted to this process. torch reads
+    Without ``--threads``, OMP_NUM_THREADS where set (Snakemake sets it to a job's `threads`), else
+    the affinity mask, which respects what SLURM or taskset allotted to this process. torch reads
     OMP_NUM_THREADS when first imported, so commands that never import it (the figures)
     start without paying for it.
     """
     if threads < 0:
         raise ValueError(f"--threads must be 0 or positive, got {threads}")
-    count = threads or len(os.sched_getaffinity(0))
+    granted = os.environ.get("OMP_NUM_THREADS", "")
+    count = threads or (int(granted) if granted.isdigit() and int(granted) > 0 else len(os.sched_getaffinity(0)))
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(count)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(count)

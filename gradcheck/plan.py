@@ -451,10 +451,10 @@ class Plan:
         return cli_flags(target=sampling["target"], num_samples=num_samples, batch_size=sampling["batch_size"],
                          judge_every=sampling["judge_every"], seeds=seeds, **relevant_settings(cell, settings))
 
-    def evaluate_flags(self, num_samples, threads):
+    def evaluate_flags(self, num_samples):
         metrics = self.cfg["metrics"]
         return cli_flags(n=min(metrics.get("fid_n") or num_samples, num_samples), n_boot=metrics["n_boot"],
-                         confidence=metrics["confidence"], threads=threads)
+                         confidence=metrics["confidence"])
 
     def fid_options(self):
         metrics = self.cfg["metrics"]
@@ -505,7 +505,7 @@ class Plan:
 
     def history_cell(self):
         """(metrics file, variant) of the headline cell at the earlier DDPMs' settings: the grid's own, or a
-        sensitivity variant's that makes the guidance theirs (configs/replicates.yaml's no_clip); None if neither."""
+        sensitivity variant's that makes the guidance theirs (configs/clipping.yaml's no_clip); None if neither."""
         if not all(self.cfg[section][key] == value for (section, key), value in HISTORY_RUN.items()):
             return None
 

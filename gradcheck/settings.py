@@ -311,7 +311,7 @@ class SamplingSettings:
     """A grid cell's samples: how many, from which seeds, in what precision."""
     num_samples: int = config_key("sampling.num_samples", default=32)  # per seed (the paper: 64, one seed)
     batch_size: int = config_key("sampling.batch_size", default=96)  # float32 samples do not depend on it
-    seeds: tuple[int, ...] = config_key("sampling.seeds", default=(0, 1, 2))
+    seeds: tuple[int, ...] = config_key("sampling.seeds", default=(0,))
     steps: int | None = config_key("sampling.steps", default=None)  # None ('all'): every one of the T
     judge_every: int = config_key("sampling.judge_every", default=10)  # the judge watches every 10th step
     unet_dtype: str = config_key("guidance.unet_dtype", default="bfloat16")  # the classifier gradient stays float32

@@ -6,6 +6,7 @@ import sys
 from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)  # gradcheck's planner checks the config before any job
+from gradcheck.hardware import job_gpus, job_threads
 from gradcheck.plan import (CELL, CELL_NAME, CELL_REP, DIGITS_FOLDER, FEATURES, JUDGE, METRICS, NEVER, SAMPLES,
                             TRACE_QUANTITIES, Plan, cli_flags, relevant_settings, rep_index, rep_suffix,
                             replicate_seeds)
@@ -16,9 +17,12 @@ plan = Plan(config)  # the cross-key checks: a bad config stops here, naming the
 
 ENV = "../envs/gradcheck.yaml"
 CAPTIONS = "captions/"
-# Every job passes these to the CLI: torch ignores Snakemake's OMP_NUM_THREADS=threads,
-# which `--cores 1` would cap at one core (0 = every core the job may use).
-RUNTIME = {"device": config["device"], "threads": config["threads_per_job"]}
+# A torch job's threads are the cores Snakemake grants it (`--threads {threads}`), never more: a job
+# that takes more cores than are free slows several-fold beside any other busy process. Independent
+# jobs run side by side as --cores allows; a job holds a `gpu` token only where it runs on a GPU.
+JOB_THREADS = job_threads(config["threads_per_job"], workflow.cores)
+JOB_GPUS = job_gpus(config["device"])
+RUNTIME = cli_flags(device=config["device"])
 GIT_COMMIT = subprocess.run(
     ["git", "-C", workflow.basedir, "rev-parse", "HEAD"], capture_output=True, text=True
 ).stdout.strip()

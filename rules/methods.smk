@@ -19,9 +19,10 @@ rule sample_method_cell:
         METHOD_SAMPLES,
     params:
         flags=lambda w: plan.method_flags(w.preset, w.stabiliser, rep_index(w.rep)),
-        runtime=cli_flags(**RUNTIME),
+        runtime=RUNTIME,
+    threads: JOB_THREADS
     resources:
-        gpu=1,
+        gpu=JOB_GPUS,
     log:
         "results/logs/methods/sample/" + METHOD_CELL + "{rep}.log",
     benchmark:
@@ -31,7 +32,7 @@ rule sample_method_cell:
     shell:
         "python -m gradcheck sample --ddpm {input.ddpm} --classifier {input.classifier} --judge {input.judge} "
         "--reference {input.reference} --scale {wildcards.scale} --stabiliser {wildcards.stabiliser} "
-        "{params.flags} --out {output} {params.runtime} 2> {log}"
+        "{params.flags} --out {output} {params.runtime} --threads {threads} 2> {log}"
 
 
 rule evaluate_method_cell:
@@ -43,9 +44,10 @@ rule evaluate_method_cell:
         data=plan.data,
     output:
         METHOD_METRICS,
+    threads: JOB_THREADS
     params:
         fid=plan.fid_options(),
-        flags=lambda w: plan.evaluate_flags(plan.methods["num_samples"], RUNTIME["threads"]),
+        flags=lambda w: plan.evaluate_flags(plan.methods["num_samples"]),
         label=lambda w: "robust" if w.preset == BASELINE else plan.methods["classifier"],
     log:
         "results/logs/methods/evaluate/" + METHOD_CELL + ".log",
@@ -56,7 +58,7 @@ rule evaluate_method_cell:
     shell:
         "python -m gradcheck evaluate --samples {input.samples} --classifier {input.classifier} "
         "--judge {input.judge} --label {params.label} --data {input.data} {params.fid} "
-        "{params.flags} --out {output} 2> {log}"
+        "{params.flags} --out {output} --threads {threads} 2> {log}"
 
 
 rule methods:

@@ -286,9 +286,10 @@ rule ddpm_quality:
         # FID on the feature network's pooled features (the judge's where FID uses Inception: ddpm-quality has
         # no Inception path), the class mix under the judge
         features=f"--feature-classifier {FEATURES}" if config["metrics"]["fid_features"] == "features" else "",
-        runtime=cli_flags(**RUNTIME),
+        runtime=RUNTIME,
+    threads: JOB_THREADS
     resources:
-        gpu=1,
+        gpu=JOB_GPUS,
     log:
         "results/logs/ddpm_quality{rep}.log",
     benchmark:
@@ -297,7 +298,7 @@ rule ddpm_quality:
         ENV
     shell:
         "python -m gradcheck ddpm-quality --ddpm {input.ddpm} --judge {input.judge} {params.features} "
-        "--data {input.data} {params.flags} --csv {output} {params.runtime} 2> {log}"
+        "--data {input.data} {params.flags} --csv {output} {params.runtime} --threads {threads} 2> {log}"
 
 
 rule ddpm_summary:

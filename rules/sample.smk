@@ -15,9 +15,10 @@ rule sample_cell:
     params:
         flags=lambda w: plan.sample_flags(w, plan.settings["default"], config["sampling"]["num_samples"],
                                           replicate_seeds(config["sampling"]["seeds"], rep_index(w.rep))),
-        runtime=cli_flags(**RUNTIME),
+        runtime=RUNTIME,
+    threads: JOB_THREADS
     resources:
-        gpu=1,
+        gpu=JOB_GPUS,
     log:
         f"results/logs/sample/{CELL_REP}.log",
     benchmark:
@@ -27,7 +28,7 @@ rule sample_cell:
     shell:
         "python -m gradcheck sample --ddpm {input.ddpm} --classifier {input.classifier} --judge {input.judge} "
         "--reference {input.reference} --scale {wildcards.scale} --x0-hat {wildcards.x0} --stabiliser {wildcards.stabiliser} "
-        "{params.flags} --out {output} {params.runtime} 2> {log}"
+        "{params.flags} --out {output} {params.runtime} --threads {threads} 2> {log}"
 
 
 # Every replicate's samples of a cell, each scored by its own replicate's guide: the intervals are
@@ -41,9 +42,10 @@ rule evaluate_cell:
         data=plan.data,
     output:
         METRICS,
+    threads: JOB_THREADS
     params:
         fid=plan.fid_options(),
-        flags=plan.evaluate_flags(config["sampling"]["num_samples"], RUNTIME["threads"]),
+        flags=plan.evaluate_flags(config["sampling"]["num_samples"]),
     log:
         f"results/logs/evaluate/{CELL}.log",
     benchmark:
@@ -53,4 +55,4 @@ rule evaluate_cell:
     shell:
         "python -m gradcheck evaluate --samples {input.samples} --classifier {input.classifier} "
         "--judge {input.judge} --label {wildcards.classifier} --data {input.data} {params.fid} "
-        "{params.flags} --out {output} 2> {log}"
+        "{params.flags} --out {output} --threads {threads} 2> {log}"

@@ -23,7 +23,7 @@ use rule sample_cell as sample_study_cell with:
     params:
         flags=lambda w: plan.sample_flags(w, plan.settings[w.variant], plan.study_samples(),
                                           replicate_seeds(plan.study_seeds(), rep_index(w.rep))),
-        runtime=cli_flags(**RUNTIME),
+        runtime=RUNTIME,
     log:
         "results/logs/sensitivity/sample/" + STUDY_JOB + "{rep}.log",
     benchmark:
@@ -42,7 +42,7 @@ use rule evaluate_cell as evaluate_study_cell with:
         STUDY_PATH.replace("{kind}", "metrics") + ".json",
     params:
         fid=plan.fid_options(),
-        flags=plan.evaluate_flags(plan.study_samples(), RUNTIME["threads"]),
+        flags=plan.evaluate_flags(plan.study_samples()),
     log:
         "results/logs/sensitivity/evaluate/" + STUDY_JOB + ".log",
     benchmark:

@@ -13,9 +13,11 @@ rule train_ddpm:
         work_dir="results/models/{ddpm}.ckpt",
         # the config keys are the CLI's flags
         flags=lambda w: plan.ddpm_training_flags(w.ddpm),
-        runtime=cli_flags(**RUNTIME),
+        runtime=RUNTIME,
+    threads: JOB_THREADS
     resources:
-        gpu=1,
+        gpu=JOB_GPUS,
+    priority: 1  # the longest jobs, on the critical path: started first, the classifiers fill the other cores
     log:
         "results/logs/train_{ddpm}.log",
     benchmark:
@@ -24,7 +26,7 @@ rule train_ddpm:
         ENV
     shell:
         "python -m gradcheck train-ddpm --data {input.data} --out {output} --work-dir {params.work_dir} "
-        "{params.flags} {params.runtime} 2> {log}"
+        "{params.flags} {params.runtime} --threads {threads} 2> {log}"
 
 
 # robust: trained on x_t (t uniform); nonrobust: on clean images; judge and features: clean, another
@@ -40,9 +42,10 @@ rule train_classifier:
     params:
         mode=lambda w: plan.classifier_mode(w.model),
         flags=lambda w: plan.classifier_training_flags(w.model),
-        runtime=cli_flags(**RUNTIME),
+        runtime=RUNTIME,
+    threads: JOB_THREADS
     resources:
-        gpu=1,
+        gpu=JOB_GPUS,
     log:
         "results/logs/train_classifier_{model}.log",
     benchmark:
@@ -51,7 +54,7 @@ rule train_classifier:
         ENV
     shell:
         "python -m gradcheck train-classifier --data {input.data} --mode {params.mode} "
-        "--out {output.weights} --report {output.report} {params.flags} {params.runtime} 2> {log}"
+        "--out {output.weights} --report {output.report} {params.flags} {params.runtime} --threads {threads} 2> {log}"
 
 
 

@@ -49,7 +49,7 @@ def test_a_brought_model_is_not_replicated(tmp_path):
 
 
 def test_replicate_seeds_are_distinct_and_recorded():
-    p = plan({"replicates": 3})
+    p = plan({"replicates": 3, "sampling": {"seeds": [0, 1, 2]}})
     record = p.replicate_record()
     assert [r["ddpm_seed"] for r in record] == [0, 1000, 2000]
     assert [r["nonrobust_seed"] for r in record] == [2, 1002, 2002]
@@ -97,7 +97,7 @@ def test_a_methods_cell_takes_only_the_settings_that_can_change_it():
 
 
 def test_a_variant_that_cannot_change_a_cell_reuses_the_defaults_samples():
-    p = plan(ROOT / "configs/replicates.yaml")
+    p = plan(ROOT / "configs/clipping.yaml")
     x_t = dict(classifier="nonrobust", x0="false", stabiliser="adam", scale="0.5")
     assert p.study_metrics("no_clip", x_t).startswith("results/sensitivity/default/")
     assert p.study_metrics("no_clip", HEADLINE_CELL | {"scale": "0.5"}).startswith("results/sensitivity/no_clip/")
@@ -106,7 +106,7 @@ def test_a_variant_that_cannot_change_a_cell_reuses_the_defaults_samples():
 
 def test_the_headline_history_joins_only_at_the_earlier_settings():
     assert plan().history_cell() is None  # the default clips x0-hat; the earlier DDPMs did not
-    metrics, variant = plan(ROOT / "configs/replicates.yaml").history_cell()
+    metrics, variant = plan(ROOT / "configs/clipping.yaml").history_cell()
     assert variant == "no_clip" and metrics.endswith("no_clip/metrics/nonrobust/x0-true_adam_s-0.5.json")
     assert plan({"guidance": {"clip_x0": False}}).history_cell() == (plan().headline_metrics(), None)
     assert plan({"grid": {"scale": 1}, "guidance": {"clip_x0": False}}).history_cell() is None
@@ -118,7 +118,7 @@ def test_outputs_follow_the_config():
     assert "results/figures/grids/nonrobust_x0-true_adam_s-0.5.png" in outputs
     no_adam = plan({"grid": {"stabilisers": ["none"]}}).all_outputs()
     assert "results/figures/headline_vs_ddpm.png" not in no_adam
-    assert "results/sensitivity.csv" in plan(ROOT / "configs/replicates.yaml").all_outputs()
+    assert "results/sensitivity.csv" in plan(ROOT / "configs/clipping.yaml").all_outputs()
 
 
 def test_data_flags_name_every_data_setting():
@@ -135,7 +135,7 @@ def test_data_flags_name_every_data_setting():
     ({"replicates": 3.0}, "config: replicates must be a whole number"),
     ({"replicates": 2, "sampling": {"seeds": [0, 1000]}}, "config: sampling.seeds [0, 1000] overlap across the 2"),
     ({"metrics": {"fid_n": 40}}, "config: metrics.fid_n (40) exceeds sampling.num_samples"),
-    ({"replicates": 30}, "x 3 sampling.seeds x 30 replicates exceeds data.train_per_class (2000)"),
+    ({"replicates": 90}, "x 1 sampling.seeds x 90 replicates exceeds data.train_per_class (2000)"),
     ({"classifiers": {"seeds": {"features": 3}, "features_architecture": "shufflenet_v2_x0_5"}},
      "the FID feature network would be the judge"),
     ({"sensitivity": {"cells": [{"classifier": "robust", "x0": True, "stabiliser": "none"}],

@@ -189,7 +189,7 @@ def test_no_cli_function_is_longer_than_60_lines():
 
 
 def test_load_config_merges_overlays_as_snakemake_and_fills_schema_defaults():
-    cfg = load_config(ROOT / "configs/replicates.yaml")
+    cfg = load_config(ROOT / "configs/clipping.yaml")
     assert cfg["replicates"] == 3 and cfg["sampling"]["seeds"] == [0]
     assert cfg["ddpm"]["steps"] == CONFIG["ddpm"]["steps"]  # from config.yaml, not replaced by the overlay
     assert cfg["metrics"]["fit_accuracy"] == default(settings.MetricsSettings, "fit_accuracy")  # a schema default
