@@ -12,10 +12,10 @@ import logging
 import os
 import sys
 
-from .commands import data, evaluate, methods, register, report, sample, sensitivity, train
+from .commands import data, evaluate, methods, register, report, sample, sensitivity, spread, train
 
 log = logging.getLogger("gradcheck")
-STAGES = (data, train, sample, evaluate, report, sensitivity, methods)
+STAGES = (data, train, sample, evaluate, report, sensitivity, methods, spread)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -56,18 +56,27 @@ from .speed import attention_kernel, input_layout
 
 @dataclass
 class SamplingTrace:
-    """Per step k (rows) and per sample (columns)."""
-    timesteps: torch.Tensor         # (K,)
-    cosine: torch.Tensor            # (K, B): cos(g_k, g_{k-1}) of the applied direction; NaN at k = 0
-    grad_norm: torch.Tensor         # (K, B): ||raw classifier gradient||
-    term_norm: torch.Tensor         # (K, B): ||s * sigma_t^2 * g||, the shift of the mean
-    eps_cosine: torch.Tensor        # (K, B): cos(applied g, eps); negative = along the denoising direction
-    judge_confidence: torch.Tensor  # (K, B): judge's p(y | clip(x0_hat)); NaN without a judge
-    # (K, B): cos(applied direction, the reference classifier's grad log p(y | x_t)) at the judge's
-    # steps; NaN elsewhere and without a reference
+    """What the sampler saw at each step k (rows, K steps) for each sample (columns, B samples).
+
+    Attributes:
+        timesteps: (K,) the scheduler's timestep t of each step.
+        cosine: (K, B) cos(g_k, g_{k-1}) of the applied direction, the paper's stability (eq. 5); NaN at k = 0.
+        grad_norm: (K, B) ||raw classifier gradient||, before any stabiliser or normalisation.
+        term_norm: (K, B) ||s * sigma_t^2 * g||, how far the guidance moved the mean.
+        eps_cosine: (K, B) cos(applied g, eps); negative: along the denoising direction.
+        judge_confidence: (K, B) the judge's p(y | clip(x0_hat)) at its steps; NaN elsewhere and without a judge.
+        informativeness: (K, B) cos(applied direction, the reference classifier's grad log p(y | x_t)) at the
+            judge's steps; NaN elsewhere and without a reference.
+        compute: name -> (K,) per sample: the method's UNet forwards and backwards and classifier forwards
+            and backwards (the judge's and the reference's passes are the instruments', not counted).
+    """
+    timesteps: torch.Tensor
+    cosine: torch.Tensor
+    grad_norm: torch.Tensor
+    term_norm: torch.Tensor
+    eps_cosine: torch.Tensor
+    judge_confidence: torch.Tensor
     informativeness: torch.Tensor
-    # (K,) per sample: the method's UNet forwards and backwards and classifier forwards and backwards
-    # (the judge's and the reference's passes are the instruments', not counted)
     compute: dict[str, torch.Tensor] = field(default_factory=dict)
 
     PER_SAMPLE = ("cosine", "grad_norm", "term_norm", "eps_cosine", "judge_confidence", "informativeness")
@@ -83,6 +92,11 @@ class SamplingTrace:
         """Join traces of batches of the same run along the sample axis (counts are per sample: the same)."""
         return cls(traces[0].timesteps, *(torch.cat([getattr(t, f) for t in traces], dim=1)
                                           for f in cls.PER_SAMPLE), compute=traces[0].compute)
+
+    def __repr__(self) -> str:
+        steps, samples = self.cosine.shape
+        return (f"SamplingTrace({steps} steps x {samples} samples: {', '.join(self.PER_SAMPLE)}; "
+                f"per sample {self.compute_per_sample() if self.compute else 'no compute counted'})")
 
     def compute_per_sample(self) -> dict[str, int]:
         """Each count summed over the steps: the cost of one sample."""

@@ -9,6 +9,8 @@ returns the images with the sampler's :class:`~gradcheck.guidance.SamplingTrace`
 
 from __future__ import annotations
 
+import numbers
+
 from dataclasses import dataclass
 
 import torch
@@ -107,6 +109,10 @@ class GuidedDDPMPipeline(DiffusionPipeline):
         if settings.scale != 0 and classifier is None:
             raise ValueError(f"a guidance scale of {settings.scale:g} needs a classifier: pass classifier=, "
                              "or scale=0 to sample unguided")
+        if settings.scale < 0:
+            raise ValueError(f"scale must be 0 or positive (0 samples unguided), got {settings.scale:g}")
+        if isinstance(target, bool) or not isinstance(target, numbers.Integral) or target < 0:
+            raise ValueError(f"target must be a class index 0, 1, ..., got {target!r}")
         if num_inference_steps is not None and num_inference_steps <= 0:
             raise ValueError(f"num_inference_steps must be positive or None (every step), got {num_inference_steps}")
         if batch_size <= 0:
@@ -137,6 +143,13 @@ class GuidedDDPMPipeline(DiffusionPipeline):
         size = (sample_size, sample_size) if isinstance(sample_size, int) else tuple(sample_size)
         shape = (self.unet.config.in_channels, *size)
         progress = progress and not getattr(self, "_progress_bar_config", {}).get("disable", False)
+
+        if classifier is not None:  # before any UNet pass: a target the classifier has no logit for
+            with torch.no_grad():
+                classes = classifier(torch.zeros(2, *shape, device=device)).shape[-1]
+            if target >= classes:
+                raise ValueError(f"target {target} is not a class of this classifier: it has {classes} "
+                                 f"(0 .. {classes - 1})")
 
         # no torch.no_grad here: the guidance takes gradients (the sampler disables them where it can)
         images, traces = [], []

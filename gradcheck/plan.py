@@ -31,6 +31,8 @@ HEADLINE_CELL = dict(classifier="nonrobust", x0="true", stabiliser="adam")  # th
 METHOD_CELL = "{preset}/{stabiliser}_s-{scale}"
 METHOD_SAMPLES = "results/methods/samples/" + METHOD_CELL + "{rep}.npz"
 METHOD_METRICS = "results/methods/metrics/" + METHOD_CELL + ".json"
+# The spread study: the headline cell for every (DDPM replicate, guide replicate) pair; the diagonal is the grid's.
+SPREAD_SAMPLES = "results/spread/samples/" + CELL + "_ddpm{ddpm_rep}_guide{guide_rep}.npz"
 BASELINE = "robust-baseline"  # the methods study's reference row: the robust guide on x_t, as Table 1's
 NEVER = "(?!)"  # a wildcard pattern that matches nothing: the rule is off
 
@@ -523,6 +525,17 @@ class Plan:
         return None
 
     # --- the methods study ----------------------------------------------------------------------
+
+    def spread_cells(self):
+        """(DDPM replicate, guide replicate, samples file) of every pair on the headline cell: the grid's own
+        file where both are one replicate's, a spread job's otherwise."""
+        if len(self.replicates) < 2:
+            raise ValueError(f"results/spread.csv crosses the replicates' DDPMs and guides: it needs replicates >= 2, "
+                             f"got {len(self.replicates)}")
+        cell = HEADLINE_CELL | {"scale": self.scale}
+        return [(d, g, SAMPLES.format(**cell, rep=rep_suffix(d)) if d == g
+                 else SPREAD_SAMPLES.format(**cell, ddpm_rep=d, guide_rep=g))
+                for d in self.replicates for g in self.replicates]
 
     def _check_methods(self):
         """Each preset must make a guided step: refused here, naming its key."""

@@ -6,13 +6,17 @@ import sys
 from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)  # gradcheck's planner checks the config before any job
+from gradcheck.config_checks import check_config
 from gradcheck.hardware import job_gpus, job_threads
 from gradcheck.plan import (CELL, CELL_NAME, CELL_REP, DIGITS_FOLDER, FEATURES, JUDGE, METRICS, NEVER, SAMPLES,
                             TRACE_QUANTITIES, Plan, cli_flags, relevant_settings, rep_index, rep_suffix,
                             replicate_seeds)
 
 
-validate(config, "../configs/schema.yaml")
+check_config(config, f"{workflow.basedir}/configs/schema.yaml")  # --config strings typed; a short error naming the key
+validate(config, "../configs/schema.yaml")  # Snakemake's own check, which also fills in the schema's defaults
+if workflow.resource_settings.resources.get("gpu") == 0:  # --resources gpu=0: no GPU for any job, so the CPU
+    config["device"] = "cpu"
 plan = Plan(config)  # the cross-key checks: a bad config stops here, naming the keys
 
 ENV = "../envs/gradcheck.yaml"

@@ -62,6 +62,7 @@ rule evaluate_method_cell:
 
 
 rule methods:
+    localrule: True  # torch-free, seconds: on the submitting host under a cluster executor
     input:
         lambda w: [METHOD_METRICS.format(**c) for c in plan.method_cells()],
     output:
@@ -69,6 +70,7 @@ rule methods:
         figure=report("results/figures/methods.png", caption=CAPTIONS + "methods.rst", category="7. Methods"),
     params:
         cells=lambda w: " ".join(plan.method_metrics()),
+        flags=cli_flags(n_boot=config["metrics"]["n_boot"], confidence=config["metrics"]["confidence"]),
     log:
         "results/logs/methods.log",
     benchmark:
@@ -76,4 +78,4 @@ rule methods:
     conda:
         ENV
     shell:
-        "python -m gradcheck methods-table --cells {params.cells} --out {output.csv} --figure {output.figure} 2> {log}"
+        "python -m gradcheck methods-table --cells {params.cells} {params.flags} --out {output.csv} --figure {output.figure} 2> {log}"

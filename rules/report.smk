@@ -11,6 +11,7 @@ GRID_METRICS = plan.cell_paths(METRICS, "grid")
 
 
 rule table1:
+    localrule: True  # torch-free, seconds: on the submitting host under a cluster executor
     input:
         GRID_METRICS,
     output:
@@ -28,6 +29,7 @@ rule table1:
 
 
 rule findings:
+    localrule: True  # torch-free, seconds: on the submitting host under a cluster executor
     input:
         table=rules.table1.output.csv,
         metrics=GRID_METRICS,  # per-sample outcomes: the paired verdicts
@@ -50,6 +52,7 @@ rule findings:
 
 
 rule replicate_figure:
+    localrule: True  # torch-free, seconds: on the submitting host under a cluster executor
     input:
         GRID_METRICS,
     output:
@@ -72,6 +75,7 @@ HISTORY = plan.history_cell()
 
 
 rule headline_figure:
+    localrule: True  # torch-free, seconds: on the submitting host under a cluster executor
     input:
         metrics=plan.headline_metrics(),
         # the earlier DDPMs were measured unclipped: where the grid clips, the study's variant that does not
@@ -96,6 +100,7 @@ rule headline_figure:
 
 
 rule scale_ablation:
+    localrule: True  # torch-free, seconds: on the submitting host under a cluster executor
     input:
         plan.cell_paths(METRICS, "ablation"),
     output:
@@ -116,6 +121,7 @@ rule scale_ablation:
 
 
 rule cosine_figure:
+    localrule: True  # torch-free, seconds: on the submitting host under a cluster executor
     input:
         lambda w: plan.grid_samples(w.classifier),
     output:
@@ -142,6 +148,7 @@ rule cosine_figure:
 
 
 rule trace_figure:
+    localrule: True  # torch-free, seconds: on the submitting host under a cluster executor
     input:
         plan.grid_samples(),
     output:
@@ -170,6 +177,7 @@ BASELINE_GROUPS = plan.baseline_groups()
 
 
 rule cosine_baseline:
+    localrule: True  # torch-free, seconds: on the submitting host under a cluster executor
     input:
         [path for group in BASELINE_GROUPS for path in group.split(",")],
     output:
@@ -196,6 +204,7 @@ rule cosine_baseline:
 
 
 rule sample_grid:
+    localrule: True  # torch-free, seconds: on the submitting host under a cluster executor
     input:
         lambda w: plan.replicate_files(SAMPLES, w),
     output:
@@ -216,6 +225,7 @@ rule sample_grid:
 
 
 rule variant_panel:
+    localrule: True  # torch-free, seconds: on the submitting host under a cluster executor
     input:
         lambda w: plan.grid_samples(w.classifier),
     output:
@@ -243,6 +253,7 @@ CLASSIFIERS = plan.classifiers()
 
 
 rule classifier_summary:
+    localrule: True  # torch-free, seconds: on the submitting host under a cluster executor
     input:
         [path.replace(".pt", ".json") for path in CLASSIFIERS.values()],
     output:
@@ -302,6 +313,7 @@ rule ddpm_quality:
 
 
 rule ddpm_summary:
+    localrule: True  # torch-free, seconds: on the submitting host under a cluster executor
     input:
         [f"results/ddpm_quality/ddpm{rep_suffix(r)}.csv" for r in plan.replicates],
     output:
@@ -320,6 +332,7 @@ rule ddpm_summary:
 
 
 rule run_record:
+    localrule: True  # torch-free, seconds: on the submitting host under a cluster executor
     input:
         models=list(plan.run_models().values()),
         samples=[path for c in plan.all_cells() for path in plan.replicate_files(SAMPLES, c)],

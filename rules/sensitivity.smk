@@ -50,6 +50,7 @@ use rule evaluate_cell as evaluate_study_cell with:
 
 
 rule sensitivity:
+    localrule: True  # torch-free, seconds: on the submitting host under a cluster executor
     input:
         lambda w: sorted({plan.study_metrics(v, c) for v, c in plan.study_jobs()}),
     output:

@@ -17,7 +17,7 @@ rule train_ddpm:
     threads: JOB_THREADS
     resources:
         gpu=JOB_GPUS,
-    priority: 1  # the longest jobs, on the critical path: started first, the classifiers fill the other cores
+    priority: 2  # the longest jobs, on the critical path: started first, the classifiers fill the other cores
     log:
         "results/logs/train_{ddpm}.log",
     benchmark:
@@ -46,6 +46,7 @@ rule train_classifier:
     threads: JOB_THREADS
     resources:
         gpu=JOB_GPUS,
+    priority: 1  # before the cells: every replicate's cells need its guides and its robust reference
     log:
         "results/logs/train_classifier_{model}.log",
     benchmark:

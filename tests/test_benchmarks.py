@@ -31,3 +31,18 @@ def test_unet_shapes_marks_config_yamls_unet_as_the_default():
     shapes = _module("unet_shapes").SHAPES
     defaults = [channels for name, channels in shapes.items() if "(default)" in name]
     assert defaults == [tuple(_config()["ddpm"]["block_out_channels"])]
+
+
+def test_roofline_times_config_yamls_unet_and_counts_its_flops():
+    roofline = _module("roofline")
+    unet, size = _unet_of(_config())
+    assert unet == roofline.UNetConfig() and size == roofline.SIZE
+    kernels = roofline.kernels()
+    assert list(kernels) == ["DDPM training step, batch 32", "sampling: UNet forward, batch 96",
+                             "x0-hat step: forward + backward, batch 96"]
+    work = {name: roofline.flops(fn) for name, (fn, _) in kernels.items()}
+    # training: a forward and a backward with input and weight gradients, 3x a forward, at a third of the
+    # batch; x0-hat: a forward and a backward with input gradients only (frozen weights), plus the guide
+    forward96 = work["sampling: UNet forward, batch 96"]
+    assert work["DDPM training step, batch 32"] == pytest.approx(forward96, rel=0.05)
+    assert 2 * forward96 < work["x0-hat step: forward + backward, batch 96"] < 2.3 * forward96

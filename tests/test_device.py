@@ -1,5 +1,6 @@
 """GPU placement: concurrent jobs that see several cards claim different ones."""
 
+import os
 import subprocess
 import sys
 
@@ -57,3 +58,18 @@ def test_cpu_request_and_missing_cuda(monkeypatch):
     assert str(device.pick_device("auto")) == "cpu"
     with pytest.raises(RuntimeError, match="CUDA is not available"):
         device.pick_device("cuda")
+
+
+def test_a_job_holds_a_gpu_token_only_where_it_runs_on_a_gpu(tmp_path, monkeypatch):
+    from gradcheck.hardware import job_gpus, job_threads
+
+    cards = tmp_path / "gpus"
+    cards.mkdir()
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert job_gpus("auto", cards) == 0 and job_gpus("cuda:1", cards) == 1  # no card listed; cuda asked for
+    (cards / "0000:01:00.0").mkdir()
+    assert job_gpus("auto", cards) == 1 and job_gpus("cpu", cards) == 0
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert job_gpus("auto", cards) == 0  # every card hidden
+    assert job_threads(3, 2) == 3  # Snakemake caps it at --cores
+    assert job_threads(0, 1) == 1 and job_threads(0, 10**6) == len(os.sched_getaffinity(0))

@@ -98,6 +98,23 @@ def test_refusals(pipe):
         pipe(num_inference_steps=0, progress=False)
 
 
+def test_a_bad_target_or_scale_is_refused_at_the_call_before_any_unet_pass(pipe):
+    passes = []
+    pipe.unet.register_forward_hook(lambda *args: passes.append(1))
+    with pytest.raises(ValueError, match="target 7 is not a class of this classifier: it has 2 "):
+        pipe(ColourClassifier(), target=7, scale=1.0, num_inference_steps=STEPS, progress=False)
+    with pytest.raises(ValueError, match="target must be a class index 0, 1, ..., got -1"):
+        pipe(ColourClassifier(), target=-1, scale=1.0, num_inference_steps=STEPS, progress=False)
+    with pytest.raises(ValueError, match="scale must be 0 or positive .* got -3"):
+        pipe(ColourClassifier(), target=1, scale=-3.0, num_inference_steps=STEPS, progress=False)
+    assert passes == []
+    trace = pipe(ColourClassifier(), target=np.int64(1), scale=1.0, seeds=SEEDS, num_inference_steps=STEPS,
+                 progress=False).trace
+    assert repr(trace) == ("SamplingTrace(6 steps x 3 samples: cosine, grad_norm, term_norm, eps_cosine, "
+                           "judge_confidence, informativeness; per sample {'unet_forward': 6, 'unet_backward': 0, "
+                           "'classifier_forward': 6, 'classifier_backward': 6})")
+
+
 def test_import_gradcheck_stays_torch_free():
     code = ("import gradcheck, sys; assert 'torch' not in sys.modules, 'imported torch'; "
             "cls = gradcheck.GuidedDDPMPipeline; assert cls.__name__ == 'GuidedDDPMPipeline'")

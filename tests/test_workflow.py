@@ -234,3 +234,44 @@ def test_slurm_profile_requests_gpus_for_gpu_rules_only(tmp_path):
             assert bool(re.search(r"\bgpu=1\b", line)) == (name in gpu_rules), f"{name}: {line}"
             if name in gpu_rules:
                 assert "cpus_per_gpu=4" in line and "cpus_per_task=0" in line
+
+
+def test_every_aggregate_takes_the_configs_bootstrap_settings(tmp_path):
+    """metrics.n_boot and metrics.confidence reach every command that takes them: one left on its CLI
+    default would ignore the config (the methods table once did)."""
+    from gradcheck.cli import build_parser
+
+    overlay = tmp_path / "boot.yaml"
+    overlay.write_text("metrics: {n_boot: 123, confidence: 0.8}\n")
+    proc = snakemake(tmp_path, "-n", "-p", "all", "results/methods.csv",
+                     configfile=[TINY, REPO / "configs/tiny_methods.yaml", overlay])
+    commands = {name: {a.option_strings[0] for a in parser._actions if a.option_strings}
+                for name, parser in build_parser()._subparsers._group_actions[0].choices.items()}
+    checked = set()
+    for name, args in re.findall(r"python -m gradcheck (\S+) (.*?) 2> ", proc.stdout):
+        if "--n-boot" in commands[name]:
+            assert "--n-boot 123" in args, f"{name}: {args}"
+            checked.add(name)
+        if "--confidence" in commands[name]:
+            assert "--confidence 0.8" in args, f"{name}: {args}"
+    assert {"evaluate", "findings", "sensitivity", "methods-table"} <= checked
+
+
+def test_command_line_config_is_typed_and_a_typo_is_named_in_a_few_lines(tmp_path):
+    proc = snakemake(tmp_path, "-n", "--config", "grid={scale: 3}")
+    assert "results/metrics/robust/x0-false_none_s-3.json" in proc.stdout
+    typo = snakemake(tmp_path, "-n", "--config", "ddpm={stepz: 3}", check=False)
+    assert typo.returncode != 0 and "unknown key 'ddpm.stepz': did you mean 'steps'?" in typo.stderr
+    assert len((typo.stdout + typo.stderr).splitlines()) < 20
+
+
+def test_resources_gpu_0_means_the_cpu_and_jobs_ask_for_no_gpu_without_one(tmp_path):
+    """--resources gpu=0 runs every job on the CPU, even with device: auto on a machine with a card; on a
+    machine without one (as here) no job holds a gpu token, so jobs run side by side as --cores allows."""
+    auto = tmp_path / "auto.yaml"
+    auto.write_text("device: auto\n")
+    cpu = snakemake(tmp_path, "-n", "-p", "--resources", "gpu=0", configfile=[TINY, auto])
+    assert "--device auto" not in cpu.stdout and cpu.stdout.count("--device cpu") > 10
+    plain = snakemake(tmp_path, "-n", "-p", "--cores", "2", configfile=[TINY, auto])
+    assert plain.stdout.count("--device auto") > 10
+    assert "gpu=1" not in plain.stdout  # no card here: no token to queue behind
