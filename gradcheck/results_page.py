@@ -28,7 +28,8 @@ from .plan import DATA_NAMES, TRACE_QUANTITIES
 
 PAGE = "results.md"
 FIGURES = "figures/current"  # under the docs folder
-ARCHIVE = "archive/2026-12-02-earlier-runs.md"  # the earlier defaults' results, relative to the docs folder
+# the earlier runs' results pages, newest first, relative to the docs folder
+ARCHIVES = ("archive/2026-12-02-replicates-run.md", "archive/2026-12-02-earlier-runs.md")
 DECISION = "decisions/ddpm-recipe.md"
 README = "../README.md"  # from the docs folder
 REQUIRED = ("run_record.json", "table1.md", "table1.csv", "findings.md", "ddpm.csv", "classifiers.csv",
@@ -363,7 +364,8 @@ def render(run: dict, wall_time: str | None = None) -> str:
         f"[← Back to the README]({README})\n\n",
         "This page shows the current default run, written from its own outputs by "
         "`python -m gradcheck.results_page`: nothing on it is typed by hand. Earlier runs, with the defaults "
-        f"of their day: [results of earlier defaults]({ARCHIVE}); the DDPM recipe: "
+        f"of their day: [the replicates run of 2026-12-02]({ARCHIVES[0]}), [results of earlier defaults]({ARCHIVES[1]}); "
+        "the DDPM recipe: "
         f"[decision record]({DECISION}).\n\n",
         "## What was run\n\n", what_was_run(run), "\n", _images(figures, "run"),
         "## Table 1\n\n", "From `results/table1.md` (`results/table1.csv` has every value).\n\n",
@@ -380,7 +382,8 @@ def render(run: dict, wall_time: str | None = None) -> str:
         parts += ["## Figures\n\n", gallery]
     parts += ["## Time\n\n", time_section(run, wall_time), "\n",
               "## Earlier runs\n\n",
-              f"The results of earlier defaults, kept for the record: [{ARCHIVE}]({ARCHIVE}).\n"]
+              "The results of earlier runs, kept for the record: "
+              + ", ".join(f"[{path}]({path})" for path in ARCHIVES) + ".\n"]
     return "".join(parts)
 
 

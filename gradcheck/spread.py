@@ -91,25 +91,26 @@ def spread_table(y: np.ndarray, n_boot: int, confidence: float) -> tuple[pd.Data
 
 
 def spread_figure(pairs: pd.DataFrame, components: pd.DataFrame, path, title: str) -> None:
-    """Left: the judge's accuracy of every DDPM x guide pair; right: each factor's share of the spread."""
+    """Left: the judge's accuracy of every DDPM x guide pair; right: each component as a standard deviation
+    in accuracy points, with its interval (a variance interval below 0 drawn from 0)."""
     from .plots import _save, plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [1, 1.2]})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4), gridspec_kw={"width_ratios": [1, 1.1]},
+                                      layout="constrained")
     grid = pairs.pivot(index="ddpm", columns="guide", values="judge_accuracy").sort_index().sort_index(axis=1)
     image = left.imshow(100 * grid.to_numpy(), vmin=0, vmax=100, cmap="viridis")
     for (d, g), value in np.ndenumerate(100 * grid.to_numpy()):
         left.text(g, d, f"{value:.0f}%", ha="center", va="center", color="white" if value < 60 else "black")
     left.set_xticks(range(grid.shape[1]), [f"guide {g}" for g in grid.columns])
     left.set_yticks(range(grid.shape[0]), [f"DDPM {d}" for d in grid.index])
-    left.set_title(f"judge accuracy, {int(pairs['n'].iloc[0])} samples a pair")
-    fig.colorbar(image, ax=left, label="%")
-    between = components[components.component != "samples"]
-    shares = 100 * between.share_between_pairs.to_numpy()
-    errors = np.clip([shares - 100 * between.share_lo.to_numpy(), 100 * between.share_hi.to_numpy() - shares], 0, None)
-    right.bar(between.component, shares, yerr=errors, capsize=6, color=["tab:blue", "tab:orange", "tab:grey"])
-    right.set_ylim(0, 100)
-    right.set_ylabel("share of the between-pair variance (%)")
-    confidence = components.confidence.iloc[0]
-    right.set_title(f"where the spread comes from ({confidence:.0%} bootstrap intervals)")
+    left.set_title(f"judge accuracy per pair ({int(pairs['n'].iloc[0])} samples each)")
+    fig.colorbar(image, ax=left, label="judge accuracy (%)", shrink=0.85)
+    sd = 100 * np.sqrt(components.variance.clip(lower=0).to_numpy())
+    low = 100 * np.sqrt(components.variance_lo.clip(lower=0).to_numpy())
+    high = 100 * np.sqrt(components.variance_hi.clip(lower=0).to_numpy())
+    right.bar(components.component, sd, yerr=[sd - low, high - sd], capsize=6,
+              color=["tab:blue", "tab:orange", "tab:grey", "lightgrey"])
+    right.set_ylabel("standard deviation (accuracy points)")
+    right.set_title(f"where the spread comes from ({components.confidence.iloc[0]:.0%} bootstrap intervals)")
     fig.suptitle(title)
     _save(fig, path)

@@ -59,11 +59,11 @@ def test_the_bootstrap_is_seeded_and_refuses_a_design_without_spread():
         spread.spread_table(y[:1], 50, 0.95)
 
 
-def test_the_command_names_a_bad_or_missing_pair(tmp_path, capsys):
+def test_the_command_names_a_bad_or_missing_pair(tmp_path, caplog):
     with pytest.raises(ValueError, match="D,G=PATH with two replicate numbers, got '0-1'"):
         pair_index("0-1")
     out = [f"--{flag}={tmp_path / name}" for flag, name in (("csv", "s.csv"), ("pairs-csv", "p.csv"),
                                                              ("figure", "s.png"))]
     assert main(["spread", "--cells", "0,0=a.npz", "1,1=b.npz", "--judge", "j.pt", *out]) == 2
-    assert "missing 0,1 1,0" in capsys.readouterr().err
+    assert "missing 0,1 1,0" in caplog.text
     assert not list(tmp_path.iterdir())
