@@ -89,6 +89,6 @@ def check_config(config: dict, schema_path) -> None:
     coerce_to_schema(config, schema)
     errors = schema_errors(config, schema)
     if errors:
-        raise ValueError("config does not pass configs/schema.yaml:\n  " + "\n  ".join(errors)
+        raise ValueError("config fails validation against configs/schema.yaml:\n  " + "\n  ".join(errors)
                          + "\n(nested values typed on the command line are read as YAML; a --configfile spells "
                            "them the same way)")

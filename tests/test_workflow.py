@@ -261,7 +261,7 @@ def test_command_line_config_is_typed_and_a_typo_is_named_in_a_few_lines(tmp_pat
     proc = snakemake(tmp_path, "-n", "--config", "grid={scale: 3}")
     assert "results/metrics/robust/x0-false_none_s-3.json" in proc.stdout
     typo = snakemake(tmp_path, "-n", "--config", "ddpm={stepz: 3}", check=False)
-    assert typo.returncode != 0 and "unknown key 'ddpm.stepz': did you mean 'steps'?" in typo.stderr
+    assert typo.returncode != 0 and "unknown key 'ddpm.stepz': did you mean 'steps'?" in typo.stdout + typo.stderr
     assert len((typo.stdout + typo.stderr).splitlines()) < 20
 
 
