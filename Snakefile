@@ -19,6 +19,7 @@ include: "rules/report.smk"
 include: "rules/sensitivity.smk"
 include: "rules/methods.smk"
 include: "rules/spread.smk"
+include: "rules/stabilisers.smk"
 
 
 # Tables, figures and the record are torch-free and take seconds: each such rule says `localrule: True`,

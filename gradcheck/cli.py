@@ -12,10 +12,11 @@ import logging
 import os
 import sys
 
-from .commands import data, evaluate, methods, register, report, sample, sensitivity, spread, train
+from .commands import (data, evaluate, methods, register, report, sample, sensitivity, spread, stabilisers,
+                       train)
 
 log = logging.getLogger("gradcheck")
-STAGES = (data, train, sample, evaluate, report, sensitivity, methods, spread)
+STAGES = (data, train, sample, evaluate, report, sensitivity, methods, spread, stabilisers)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -44,10 +44,13 @@ def groups_of(seed_index: np.ndarray, replicate: np.ndarray) -> list[tuple[int, 
 def cell_metrics(*, guide_says: np.ndarray, judge_says: np.ndarray, cosine: np.ndarray, seed_index: np.ndarray,
                  replicate: np.ndarray, features: list[tuple[np.ndarray, np.ndarray]], fid: list[float],
                  kid: list[float], n_boot: int, confidence: float, bootstrap_seed: int = 0,
-                 informativeness: np.ndarray | None = None) -> dict:
+                 informativeness: np.ndarray | None = None, staleness: np.ndarray | None = None,
+                 spread: np.ndarray | None = None) -> dict:
     """Every metric with its interval; ``features``, ``fid`` and ``kid`` per group of :func:`groups_of`.
     ``informativeness`` (steps, samples): cos(applied direction, the reference's gradient), NaN where
-    not measured; each sample's mean over its measured steps is the sample's value.
+    not measured; each sample's mean over its measured steps is the sample's value. ``staleness`` and
+    ``spread`` (steps, samples), the applied direction against the step's raw gradient and over the pixels,
+    are read the same way (NaN: a samples file from before they were recorded).
 
     Point estimates of FID and KID are torchmetrics' (``fid``, ``kid``: means over groups, which weigh
     replicates alike since each has as many seeds); the bootstrap resamples the feature-space formulas.
@@ -55,7 +58,9 @@ def cell_metrics(*, guide_says: np.ndarray, judge_says: np.ndarray, cosine: np.n
     groups = groups_of(seed_index, replicate)
     replicate_of = [r for r, _, _ in groups]
     all_steps, late = per_sample_cosine(cosine)
-    informative = per_sample_mean(informativeness) if informativeness is not None else np.full(len(guide_says), np.nan)
+    unmeasured = np.full(len(guide_says), np.nan)
+    informative, stale, spread_ = (per_sample_mean(trace) if trace is not None else unmeasured
+                                   for trace in (informativeness, staleness, spread))
 
     def interval(values, statistic, name, estimate=None, correct_bias=False):
         ci = hierarchical_bootstrap(values, statistic, n_boot=n_boot, confidence=confidence, seed=bootstrap_seed,
@@ -74,7 +79,8 @@ def cell_metrics(*, guide_says: np.ndarray, judge_says: np.ndarray, cosine: np.n
     row |= interval(features, kernel_inception_distance_features, "kid", float(np.mean(kid)), correct_bias=True)
     # a sample whose guidance or reference gradient was zero at every watched step has no informativeness
     for name, values, statistic in (("cosine_mean", all_steps, mean_statistic), ("cosine_late", late, mean_statistic),
-                                    ("informativeness", informative, nanmean_statistic)):
+                                    ("informativeness", informative, nanmean_statistic),
+                                    ("staleness", stale, nanmean_statistic), ("spread", spread_, nanmean_statistic)):
         if np.isnan(values).all():
             row |= {name: None, f"{name}_low": None, f"{name}_high": None}
         else:
@@ -89,7 +95,7 @@ def cell_metrics(*, guide_says: np.ndarray, judge_says: np.ndarray, cosine: np.n
     row["per_sample"] = {"replicate": replicate.astype(int).tolist(), "seed_index": seed_index.astype(int).tolist(),
                          "guide": guide_says.astype(int).tolist(), "judge": judge_says.astype(int).tolist(),
                          "cosine": _list(all_steps), "cosine_late": _list(late),
-                         "informativeness": _list(informative)}
+                         "informativeness": _list(informative), "staleness": _list(stale), "spread": _list(spread_)}
     return row
 
 
@@ -166,4 +172,4 @@ def evaluate_cell(samples_paths: list, guides: list, judge, data_path, *, featur
         replicate=samples["replicate"], features=[(image_features(r, feature), image_features(f, feature)) for r, f in pairs],
         fid=[frechet_distance(r, f, feature) for r, f in pairs], kid=[kernel_inception_distance(r, f, feature) for r, f in pairs],
         n_boot=n_boot, confidence=confidence, bootstrap_seed=bootstrap_seed,
-        informativeness=samples["informativeness"])
+        informativeness=samples["informativeness"], staleness=samples["staleness"], spread=samples["spread"])

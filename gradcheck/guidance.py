@@ -50,8 +50,9 @@ from diffusers.utils.torch_utils import randn_tensor
 from tqdm.auto import tqdm
 
 from .errors import GuidanceError
-from .settings import SEED_STRIDE, GuidanceSettings, parse_stabiliser
+from .settings import PAPER_BETAS, SEED_STRIDE, GuidanceSettings, parse_stabiliser
 from .speed import attention_kernel, input_layout
+from .trace_quantities import STORED
 
 
 @dataclass
@@ -67,6 +68,8 @@ class SamplingTrace:
         judge_confidence: (K, B) the judge's p(y | clip(x0_hat)) at its steps; NaN elsewhere and without a judge.
         informativeness: (K, B) cos(applied direction, the reference classifier's grad log p(y | x_t)) at the
             judge's steps; NaN elsewhere and without a reference.
+        staleness: (K, B) cos(applied direction, this step's raw gradient): 1 without a stabiliser.
+        spread: (K, B) ||d||_1 / (sqrt(n) ||d||_2) of the applied direction d (:func:`direction_spread`).
         compute: name -> (K,) per sample: the method's UNet forwards and backwards and classifier forwards
             and backwards (the judge's and the reference's passes are the instruments', not counted).
     """
@@ -77,21 +80,23 @@ class SamplingTrace:
     eps_cosine: torch.Tensor
     judge_confidence: torch.Tensor
     informativeness: torch.Tensor
+    staleness: torch.Tensor
+    spread: torch.Tensor
     compute: dict[str, torch.Tensor] = field(default_factory=dict)
 
-    PER_SAMPLE = ("cosine", "grad_norm", "term_norm", "eps_cosine", "judge_confidence", "informativeness")
+    PER_SAMPLE = STORED  # gradcheck.trace_quantities: each is a field above
     COMPUTE = ("unet_forward", "unet_backward", "classifier_forward", "classifier_backward")
 
     @classmethod
     def empty(cls, timesteps: torch.Tensor, batch: int) -> "SamplingTrace":
-        return cls(timesteps, *(torch.full((len(timesteps), batch), float("nan")) for _ in cls.PER_SAMPLE),
+        return cls(timesteps, **{f: torch.full((len(timesteps), batch), float("nan")) for f in cls.PER_SAMPLE},
                    compute={name: torch.zeros(len(timesteps), dtype=torch.int64) for name in cls.COMPUTE})
 
     @classmethod
     def concat(cls, traces: list["SamplingTrace"]) -> "SamplingTrace":
         """Join traces of batches of the same run along the sample axis (counts are per sample: the same)."""
-        return cls(traces[0].timesteps, *(torch.cat([getattr(t, f) for t in traces], dim=1)
-                                          for f in cls.PER_SAMPLE), compute=traces[0].compute)
+        return cls(traces[0].timesteps, **{f: torch.cat([getattr(t, f) for t in traces], dim=1)
+                                           for f in cls.PER_SAMPLE}, compute=traces[0].compute)
 
     def __repr__(self) -> str:
         steps, samples = self.cosine.shape
@@ -163,7 +168,8 @@ class AdamMoments:
     authors' code; with it, exactly ``torch.optim.Adam``'s step at lr 1.
     """
 
-    def __init__(self, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, bias_correction: bool = True):
+    def __init__(self, beta1: float = PAPER_BETAS[0], beta2: float = PAPER_BETAS[1], eps: float = 1e-8,
+                 bias_correction: bool = True):
         self.beta1, self.beta2, self.eps, self.bias_correction = beta1, beta2, eps, bias_correction
         self.m = self.v = None
         self.k = 0
@@ -201,11 +207,11 @@ class GradientEMA:
 
 def make_stabiliser(settings: GuidanceSettings):
     """The stateful map applied to each step's raw gradient, or None."""
-    kind, beta = parse_stabiliser(settings.stabiliser)
+    kind, betas = parse_stabiliser(settings.stabiliser)
     if kind == "adam":
-        return AdamMoments(settings.beta1, settings.beta2, settings.adam_eps, settings.bias_correction)
+        return AdamMoments(*betas, settings.adam_eps, settings.bias_correction)
     if kind == "ema":
-        return GradientEMA(beta, settings.bias_correction)
+        return GradientEMA(*betas, settings.bias_correction)
     return None
 
 
@@ -232,6 +238,17 @@ def direction_cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     cos = F.cosine_similarity(a / a_max.clamp(min=torch.finfo(a.dtype).tiny),
                               b / b_max.clamp(min=torch.finfo(b.dtype).tiny), dim=1)
     return torch.where(((a_max > 0) & (b_max > 0)).flatten(), cos, torch.nan)
+
+
+def direction_spread(d: torch.Tensor) -> torch.Tensor:
+    """Per sample ||d||_1 / (sqrt(n) ||d||_2): 1 when every entry has the same size (a sign vector), 1/sqrt(n)
+    for one non-zero entry; NaN for a zero direction. Divided by the largest entry first, as in
+    :func:`direction_cosine`, so that tiny late-sampling directions do not underflow."""
+    d = d.flatten(1)
+    d_max = d.abs().amax(1, keepdim=True)
+    unit = d / d_max.clamp(min=torch.finfo(d.dtype).tiny)
+    spread = unit.abs().sum(1) / (unit.shape[1] ** 0.5 * unit.norm(dim=1))
+    return torch.where(d_max.flatten() > 0, spread, torch.nan)
 
 
 def confident_log_prob(logits: torch.Tensor, target: int) -> torch.Tensor:
@@ -441,6 +458,8 @@ def guided_sample(
             trace.grad_norm[k] = grad_norm.cpu()
             trace.term_norm[k] = per_sample_norm(shift).cpu()
             trace.eps_cosine[k] = F.cosine_similarity(g.flatten(1), eps.flatten(1), dim=1).cpu()
+            trace.staleness[k] = direction_cosine(g, look.g).cpu()
+            trace.spread[k] = direction_spread(g).cpu()
             if reference is not None and watch:
                 x_leaf = x.detach().requires_grad_(True)
                 ref = classifier_gradient(reference, x_leaf, x_leaf, settings.target, "log_prob")

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import itertools
 
-from .settings import (GUIDES, REPLICATE_STRIDE, ROLES, ClassifierTrainConfig, GuidanceSettings, default,
-                       linear_beta_range, unet_config)
+from .settings import (GUIDES, REPLICATE_STRIDE, ROLES, STABILISER_PRESETS, ClassifierTrainConfig,
+                       GuidanceSettings, adam_name, default, linear_beta_range, unet_config)
+from .trace_quantities import DRAWN
 
 CELL = "{classifier}/x0-{x0}_{stabiliser}_s-{scale}"
 CELL_NAME = "{classifier}_x0-{x0}_{stabiliser}_s-{scale}"
@@ -23,7 +24,7 @@ METRICS = f"results/metrics/{CELL}.json"
 JUDGE = "results/models/judge.pt"
 FEATURES = "results/models/features.pt"  # the FID feature network: never guides, never judges
 DIGITS_FOLDER = "results/data/digits"  # scikit-learn's digits, exported as an image folder
-TRACE_QUANTITIES = ["grad_norm", "eps_cosine", "judge_confidence", "informativeness"]
+TRACE_QUANTITIES = list(DRAWN)  # each drawn as results/figures/trace_<name>.png
 # the data set file and its contact sheet are named after the source: results/data/<name>.npz, figures/<name>.png
 DATA_NAMES = {"sportballs": "sportballs", "digits": "digits", "folder": "images"}
 HEADLINE_CELL = dict(classifier="nonrobust", x0="true", stabiliser="adam")  # the paper's 85.9%
@@ -33,6 +34,9 @@ METHOD_SAMPLES = "results/methods/samples/" + METHOD_CELL + "{rep}.npz"
 METHOD_METRICS = "results/methods/metrics/" + METHOD_CELL + ".json"
 # The spread study: the headline cell for every (DDPM replicate, guide replicate) pair; the diagonal is the grid's.
 SPREAD_SAMPLES = "results/spread/samples/" + CELL + "_ddpm{ddpm_rep}_guide{guide_rep}.npz"
+# The stabiliser study: its table, heatmaps, answers, and staleness and spread over time (paper's ADAM vs none)
+STABILISER_OUTPUTS = ["results/stabilisers.csv", "results/figures/stabilisers.png", "results/stabilisers.md",
+                      "results/figures/stabilisers_staleness.png", "results/figures/stabilisers_spread.png"]
 BASELINE = "robust-baseline"  # the methods study's reference row: the robust guide on x_t, as Table 1's
 NEVER = "(?!)"  # a wildcard pattern that matches nothing: the rule is off
 
@@ -92,6 +96,18 @@ def cli_flags(**options):
     return " ".join(parts)
 
 
+def study_stabilisers(spec) -> list[str]:
+    """The stabiliser study's stabilisers: none, ADAM over adam_beta1 x adam_beta2 (the paper's betas named
+    'adam'), then the named presets (settings.STABILISER_PRESETS), each once."""
+    names = ["none"] + [adam_name(b1, b2) for b1, b2 in itertools.product(spec["adam_beta1"], spec["adam_beta2"])]
+    for preset in spec.get("presets", []):
+        if preset not in STABILISER_PRESETS:
+            raise ValueError(f"config: stabiliser_study.presets: unknown preset {preset!r}; "
+                             f"choose from {', '.join(STABILISER_PRESETS)}")
+        names.append(STABILISER_PRESETS[preset])
+    return list(dict.fromkeys(names))
+
+
 def relevant_settings(cell, settings):
     """The settings that can change a cell's samples, as CLI options of `gradcheck sample`.
 
@@ -106,7 +122,7 @@ def relevant_settings(cell, settings):
     options |= {"objective": settings["objective"], "normalise": settings["normalise"]}
     if cell["x0"] == "true":
         options["clip_x0"] = settings["clip_x0"]
-    if cell["stabiliser"] == "adam":
+    if cell["stabiliser"].startswith("adam"):
         options |= {"adam_eps": settings["adam_eps"], "bias_correction": settings["bias_correction"]}
     elif cell["stabiliser"] != "none" and not settings["normalise"]:
         options["bias_correction"] = settings["bias_correction"]  # eq. 2 cancels an EMA's correction
@@ -181,6 +197,9 @@ class Plan:
         self.methods = cfg.get("methods") or None
         if self.methods:
             self._check_methods()
+        self.stabiliser_study = cfg.get("stabiliser_study") or None
+        if self.stabiliser_study:
+            self.stabiliser_cells()  # an unknown preset stops here, naming the key
 
     # --- checks -------------------------------------------------------------------------------
 
@@ -601,6 +620,21 @@ class Plan:
         """'preset=stabiliser=scale=metrics file' of every cell, as `gradcheck methods-table` reads them."""
         return [f"{c['preset']}={c['stabiliser']}={c['scale']}=" + METHOD_METRICS.format(**c) for c in self.method_cells()]
 
+    # --- the stabiliser study (rules/stabilisers.smk): grid cells at the grid's scale -----------------
+
+    def stabiliser_cells(self, stabilisers=None):
+        """(classifier, x0, stabiliser, scale) of every study cell (of the given stabilisers only)."""
+        spec = self.stabiliser_study
+        names = study_stabilisers(spec)
+        return [dict(classifier=c, x0=fmt_bool(x), stabiliser=st, scale=self.scale)
+                for c, x, st in itertools.product(spec["classifiers"], spec["x0"], names)
+                if stabilisers is None or st in stabilisers]
+
+    def stabiliser_groups(self, stabilisers=None):
+        """Each study cell's replicates' sample files joined by commas, and its guide, as the figures read them."""
+        cells = self.stabiliser_cells(stabilisers)
+        return [",".join(self.replicate_files(SAMPLES, c)) for c in cells], [c["classifier"] for c in cells]
+
     # --- every output -------------------------------------------------------------------------
 
     def all_outputs(self):
@@ -621,4 +655,6 @@ class Plan:
             outputs += ["results/sensitivity.csv", "results/figures/sensitivity.png"]
         if self.methods:
             outputs += ["results/methods.csv", "results/figures/methods.png"]
+        if self.stabiliser_study:
+            outputs += STABILISER_OUTPUTS
         return outputs

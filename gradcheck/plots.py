@@ -15,22 +15,13 @@ import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from .atomic import atomic_path  # noqa: E402
+from .trace_quantities import BY_NAME as TRACE  # noqa: E402
 
 # One colour per stabiliser and one line style per input of the classifier, the same in
 # every figure; classifiers get the paper's figure 1 colours where they are compared.
 STABILISER_COLOURS = {"none": "tab:blue", "adam": "tab:purple", "ema0.9": "tab:orange", "ema0.99": "tab:green"}
 CLASSIFIER_COLOURS = {"robust": "tab:red", "nonrobust": "tab:blue"}
 X0_STYLES = {False: "-", True: "--"}
-
-# What each trace quantity is called on an axis, and how it is scaled.
-TRACE_AXES = {
-    "cosine": ("cos(g_t, g_t+1)", "linear", (-0.3, 1.05)),
-    "grad_norm": ("raw ||grad log p(y | x_in)||", "log", None),
-    "eps_cosine": ("cos(applied guidance, eps)", "linear", (-1.05, 1.05)),
-    "judge_confidence": ("judge's p(y | x0_hat)", "linear", (-0.02, 1.02)),
-    "informativeness": ("cos(applied guidance, robust grad)", "linear", (-1.05, 1.05)),
-}
-
 
 def stabiliser_colour(name: str) -> str:
     return STABILISER_COLOURS.get(name, "tab:brown")
@@ -62,14 +53,14 @@ def _band(ax, timesteps: np.ndarray, values: np.ndarray, label: str, colour, sty
 
 
 def _time_axis(ax, t_max: float, quantity: str) -> None:
-    label, scale, limits = TRACE_AXES[quantity]
+    q = TRACE[quantity]
     ax.set_xlim(t_max, 0)  # sampling runs from T down to 0
-    ax.set_yscale(scale)
-    if limits:
-        ax.set_ylim(*limits)
-    if quantity in ("cosine", "eps_cosine", "informativeness"):
+    ax.set_yscale(q.scale)
+    if q.limits:
+        ax.set_ylim(*q.limits)
+    if q.zero_line:
         ax.axhline(0, color="grey", lw=0.6, ls=":")
-    ax.set_ylabel(label, fontsize=8)
+    ax.set_ylabel(q.axis, fontsize=8)
     ax.grid(alpha=0.3)
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .atomic import atomic_path, write_text
 from .plan import DATA_NAMES, TRACE_QUANTITIES
+from .trace_quantities import BY_NAME as TRACE
 
 PAGE = "results.md"
 FIGURES = "figures/current"  # under the docs folder
@@ -341,13 +342,8 @@ def figure_captions(run: dict) -> list[tuple[str, str, str]]:
                                               "in every panel: x_t (top) and x0-hat (bottom), one column per "
                                               "stabiliser (the paper's figures 7 and 8).")
               for c in grid["classifiers"]]
-    traces = {"grad_norm": "Norm of the raw classifier gradient per sampling step",
-              "eps_cosine": "Cosine between the applied guidance direction and the DDPM's noise prediction per "
-                            "sampling step",
-              "judge_confidence": f"The judge's confidence in {target} on x0-hat per sampling step",
-              "informativeness": "Cosine between the applied guidance direction and the robust classifier's "
-                                 "gradient at the same x_t, at the judge's steps"}
-    shown += [("figures", f"trace_{q}.png", f"{traces[q]}, for every grid cell at s = {s}.") for q in TRACE_QUANTITIES]
+    shown += [("figures", f"trace_{q}.png", f"{TRACE[q].description}, for every grid cell at s = {s}.")
+              for q in TRACE_QUANTITIES]
     figures = run["results"] / "figures"
     return [(section, name, caption) for section, name, caption in shown if (figures / name).is_file()]
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path
+from .trace_quantities import OPTIONAL, STORED
 
-_KEYS = ("images", "seeds", "seed_index", "timesteps", "cosine", "grad_norm", "term_norm", "eps_cosine",
-         "judge_confidence", "record")
-# added with the training-free methods (results format of 2026-12-02): a file without them reads as
-# informativeness not measured (NaN) and compute not counted (absent)
-_OPTIONAL = ("informativeness",)
+# every trace quantity of gradcheck.trace_quantities; those added after a samples file was written read as
+# NaN (not measured), and compute not counted reads as absent (results format of 2026-12-02)
+_OPTIONAL = OPTIONAL
+_KEYS = ("images", "seeds", "seed_index", "timesteps", *(q for q in STORED if q not in OPTIONAL), "record")
 COMPUTE = ("unet_forward", "unet_backward", "classifier_forward", "classifier_backward")
 
 
@@ -53,8 +53,7 @@ def load_samples(path: str | os.PathLike) -> dict:
 
 
 # per-sample arrays with the samples on axis 0 (images, seeds) or on axis 1 (the trace: steps x samples)
-_SAMPLE_AXIS = {"images": 0, "seeds": 0, "seed_index": 0, "cosine": 1, "grad_norm": 1, "term_norm": 1,
-                "eps_cosine": 1, "judge_confidence": 1, "informativeness": 1}
+_SAMPLE_AXIS = {"images": 0, "seeds": 0, "seed_index": 0, **{q: 1 for q in STORED}}
 
 
 def load_replicates(paths: list[str | os.PathLike]) -> dict:

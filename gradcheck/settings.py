@@ -38,7 +38,18 @@ ROLES = ("robust", "nonrobust", "judge", "features")  # what a classifier is use
 GUIDES = ("robust", "nonrobust")
 OBJECTIVES = ("log_prob", "logit")
 FEATURE_SOURCES = ("inception", "features")  # FID's features: Inception-v3, or the feature network's
-STABILISER_PATTERN = r"none|adam|ema0\.[0-9]+"  # none | adam (eq. 4) | ema<beta>
+# none | adam (eq. 4, the paper's betas 0.9, 0.999) | adam<beta1>_<beta2> | ema<beta>: a cell's name says its betas
+STABILISER_PATTERN = r"none|adam|adam0(?:\.[0-9]+)?_0(?:\.[0-9]+)?|ema0\.[0-9]+"
+PAPER_BETAS = (0.9, 0.999)  # ADAM "with default parameters" (torch.optim.Adam's)
+# The readings of three papers, by name (docs/stabilisers.md). nrCG omits the EMA's bias correction, which
+# eq. 2's normalisation cancels anyway; Belardi et al.'s betas are theirs for class-conditional CIFAR-10
+# with Adam-DPS (a 150-trial search), an example of their form, not a value tuned for SportBalls.
+STABILISER_PRESETS = {
+    "paper": "adam",                # Schneider et al. 2024: ADAM with default parameters
+    "nrcg-ema0.9": "ema0.9",        # Vaeth et al. 2025 (nrCG): EMA of the gradient
+    "nrcg-ema0.99": "ema0.99",
+    "belardi-cifar10": "adam0_0.817",  # Belardi et al. 2026: Adam on the raw gradient, beta1 0, beta2 0.817
+}
 
 # The guided step (gradcheck.guidance): where the classifier looks, where the step lands, how long it is.
 LOOKS = ("x_t", "x0_hat", "x0_detached")  # x_t; x0-hat with the gradient through the UNet; x0-hat detached
@@ -54,18 +65,35 @@ def config_key(key: str, **kwargs):
     return field(metadata={"config": key}, **kwargs)
 
 
-def parse_stabiliser(name: str) -> tuple[str, float | None]:
-    """'none' | 'adam' | 'ema<beta>' (e.g. 'ema0.99', 0 < beta < 1) -> (kind, beta)."""
-    if name in ("none", "adam"):
-        return name, None
-    if name.startswith("ema"):
-        try:
+def adam_name(beta1: float, beta2: float) -> str:
+    """The stabiliser's name for ADAM with these betas: 'adam' for the paper's, else 'adam<beta1>_<beta2>'."""
+    return "adam" if (beta1, beta2) == PAPER_BETAS else f"adam{beta1:g}_{beta2:g}"
+
+
+def parse_stabiliser(name: str) -> tuple[str, tuple[float, ...]]:
+    """'none' | 'adam' | 'adam<beta1>_<beta2>' (e.g. 'adam0_0.8') | 'ema<beta>' (e.g. 'ema0.99') -> (kind,
+    its decays): ('none', ()), ('adam', (beta1, beta2)), ('ema', (beta,)). Betas lie in [0, 1) (an EMA's in
+    (0, 1)), and each setting has one name: 'adam0.9_0.999' is 'adam', and '0.0' is written '0'."""
+    if name == "none":
+        return "none", ()
+    if name == "adam":
+        return "adam", PAPER_BETAS
+    try:
+        if name.startswith("adam"):
+            beta1, beta2 = (float(b) for b in name[4:].split("_"))
+            if 0 <= beta1 < 1 and 0 <= beta2 < 1:
+                if name != adam_name(beta1, beta2):
+                    raise ValueError(f"stabiliser {name!r} is written {adam_name(beta1, beta2)!r}")
+                return "adam", (beta1, beta2)
+        elif name.startswith("ema"):
             beta = float(name[3:])
-        except ValueError:
-            beta = float("nan")
-        if 0 < beta < 1:
-            return "ema", beta
-    raise ValueError(f"unknown stabiliser {name!r}; choose none, adam or ema<beta> with 0 < beta < 1, e.g. ema0.9")
+            if 0 < beta < 1:
+                return "ema", (beta,)
+    except ValueError as exc:
+        if "is written" in str(exc):
+            raise
+    raise ValueError(f"unknown stabiliser {name!r}; choose none, adam (the paper's betas), adam<beta1>_<beta2> with "
+                     f"betas in [0, 1) (e.g. adam0_0.8), or ema<beta> with 0 < beta < 1 (e.g. ema0.9)")
 
 
 def linear_beta_range(num_train_timesteps: int, scale_betas: bool) -> tuple[float, float]:
@@ -260,9 +288,7 @@ class GuidanceSettings:
     scale: float = 0.0         # s; 0 samples unguided
     target: int = 0            # y, a class index
     x0_hat: bool = False       # classify x0_hat (eq. 3) instead of x_t
-    stabiliser: str = "none"   # none | adam (eq. 4) | ema<beta>, applied to the raw gradient
-    beta1: float = 0.9         # ADAM's moment decays, as in the paper
-    beta2: float = 0.999
+    stabiliser: str = "none"   # none | adam (eq. 4) | adam<beta1>_<beta2> | ema<beta>, on the raw gradient
     adam_eps: float = config_key("guidance.adam_eps", default=1e-8)  # the authors' code: 1e-4
     # ADAM's m_hat, v_hat and the EMA's 1 / (1 - beta^k); authors' code: off
     bias_correction: bool = config_key("guidance.bias_correction", default=True)
@@ -303,7 +329,7 @@ class GuidanceSettings:
 
     @property
     def adam(self) -> bool:
-        return self.stabiliser == "adam"
+        return parse_stabiliser(self.stabiliser)[0] == "adam"
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,12 @@ from pathlib import Path
 import pandas as pd
 
 from .atomic import write_text
+from .settings import parse_stabiliser
 
 KEYS = ["classifier", "x0", "stabiliser", "adam", "scale"]
-METRICS = ["accuracy", "judge_accuracy", "fooled", "fid", "kid", "cosine_mean", "cosine_late", "informativeness"]
+METRICS = ["accuracy", "judge_accuracy", "fooled", "fid", "kid", "cosine_mean", "cosine_late", "informativeness",
+           "staleness", "spread"]
+LATER_METRICS = ["staleness", "spread"]  # added on 2026-12-07
 COMPUTE = ["unet_forward", "unet_backward", "classifier_forward", "classifier_backward"]  # per sample
 INFO = COMPUTE + ["replicates", "n", "seeds", "samples_per_seed", "features", "target", "confidence"]
 COLUMNS = KEYS + [c for m in METRICS for c in (m, f"{m}_low", f"{m}_high")] + INFO
@@ -24,8 +27,9 @@ CLASSIFIER_ORDER = {"robust": 0, "nonrobust": 1}
 
 
 def stabiliser_order(name: str) -> tuple:
-    """none, adam, then EMAs by beta."""
-    return (0, 0.0) if name == "none" else (1, 0.0) if name == "adam" else (2, float(name[3:]))
+    """none, the paper's adam, other betas' adam by (beta1, beta2), then EMAs by beta."""
+    kind, betas = parse_stabiliser(name)
+    return (0, ()) if kind == "none" else (1, ()) if name == "adam" else (2 if kind == "adam" else 3, betas)
 
 
 def read_cell(path: str | os.PathLike, needs: str | None = None) -> dict:
@@ -41,6 +45,10 @@ def read_cell(path: str | os.PathLike, needs: str | None = None) -> dict:
 
 def load_cells(paths: list[str | os.PathLike]) -> pd.DataFrame:
     frame = pd.DataFrame([read_cell(path) for path in paths])
+    for metric in LATER_METRICS:  # metrics files written before these were measured: not measured (NaN)
+        for column in (metric, f"{metric}_low", f"{metric}_high"):
+            if column not in frame.columns:
+                frame[column] = float("nan")
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"cell metrics lack columns {missing}")
@@ -73,6 +81,8 @@ def pretty(frame: pd.DataFrame) -> pd.DataFrame:
     shown["cosine"] = _with_interval(frame, "cosine_mean", "{:.3f}")
     shown["cosine, last quarter"] = _with_interval(frame, "cosine_late", "{:.3f}")
     shown["informativeness"] = _with_interval(frame, "informativeness", "{:.3f}")
+    shown["staleness"] = _with_interval(frame, "staleness", "{:.3f}")
+    shown["spread"] = _with_interval(frame, "spread", "{:.3f}")
     shown["UNet fwd + bwd / sample"] = frame.apply(
         lambda r: "" if pd.isna(r["unet_forward"]) else f"{int(r['unet_forward'])} + {int(r['unet_backward'])}", axis=1)
     shown["classifier passes / sample"] = frame["classifier_forward"].map(lambda v: "" if pd.isna(v) else f"{int(v)}")
@@ -97,6 +107,8 @@ def write_table(frame: pd.DataFrame, csv_path: str | os.PathLike) -> None:
             f"seeds), on {features} features. cosine: consecutive-step cosine of the guidance direction, over all steps and "
             f"over the last quarter of them. informativeness: cosine between the applied guidance and the noise-aware (robust) "
             f"classifier's gradient at the same x_t, at the judge's steps (for the robust cells: a consistency check). "
+            f"staleness: cosine between the applied direction and the step's own raw gradient (1 without a stabiliser); "
+            f"spread: ||d||_1 / (sqrt(n) ||d||_2) of the applied direction (1: every pixel moved alike). "
             f"Compute: the method's UNet forwards + backwards and classifier passes (forward and backward) per sample.\n")
     write_text(csv_path.with_suffix(".md"), pretty(frame).to_markdown(index=False, disable_numparse=True) + note)
     write_text(csv_path.with_suffix(".tex"), pretty(frame).to_latex(index=False, escape=True))

@@ -1,12 +1,9 @@
+from gradcheck.trace_quantities import BY_NAME as TRACE
+
+
 # Aggregates: Table 1, the checked claims, the gradient-trace figures, sample grids, the
 # scale ablation and the classifier accuracies. report() puts each in `snakemake --report`.
 
-TRACE_TITLES = {
-    "grad_norm": "raw classifier-gradient norm over time",
-    "eps_cosine": "cosine between the guidance direction and eps over time",
-    "judge_confidence": "independent judge's confidence on x0-hat over time",
-    "informativeness": "cosine between the applied guidance and the robust classifier's gradient over time",
-}
 GRID_METRICS = plan.cell_paths(METRICS, "grid")
 
 
@@ -161,7 +158,8 @@ rule trace_figure:
     params:
         groups=plan.grid_groups(),
         classifiers=plan.grid_classifiers(),
-        title=lambda w: f"{TRACE_TITLES[w.quantity]}, s = {plan.scale}",
+        title=lambda w: f"{TRACE[w.quantity].title}, s = {plan.scale}",
+        caption=lambda w: TRACE[w.quantity].description,  # read by captions/trace.rst
     log:
         "results/logs/trace_{quantity}.log",
     benchmark:

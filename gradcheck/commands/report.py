@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 from ..settings import MetricsSettings
+from ..trace_quantities import STORED
 from . import command, json_argument, name_path_pairs, option
 
 log = logging.getLogger("gradcheck")
 
-TRACE_CHOICES = ["cosine", "grad_norm", "eps_cosine", "judge_confidence", "informativeness"]
 CELL_GROUP_HELP = "one line each: a cell's sample files (one per training replicate) joined by commas"
 
 
@@ -99,7 +99,7 @@ def figure_cosine(a):
 @command("figure-trace", help="a gradient-trace quantity over time, a panel per classifier and input")
 @option("--samples", nargs="+", required=True, help=CELL_GROUP_HELP)
 @option("--classifiers", nargs="+", required=True, help="the guiding classifier of each file")
-@option("--quantity", required=True, choices=TRACE_CHOICES)
+@option("--quantity", required=True, choices=STORED)
 @option("--title", default="", help="figure title")
 @option("--out", required=True, help="output PNG")
 def figure_trace(a):
