@@ -40,6 +40,7 @@ from gradcheck.data import FOLDER_SOURCE_PREFIX
 # never negative, so unlike LANCZOS or BICUBIC it cannot overshoot: no ringing halos around
 # edges on flat (e.g. white) backgrounds. One filter for both directions keeps it simple.
 RESAMPLE = Image.Resampling.BILINEAR
+MAX_LISTED = 20  # unreadable files named in one error; the rest are counted
 
 _TRAIN, _VAL = 0, 1  # SeedSequence streams of the final shuffles
 
@@ -67,6 +68,16 @@ def load_image(path: str | os.PathLike, image_size: int, loader=None) -> np.ndar
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
         # OSError includes PIL.UnidentifiedImageError and truncated files
         raise ValueError(f"cannot read image {path}: {err}") from None
+
+
+def _verify_error(path: str) -> str | None:
+    """Why Pillow cannot verify ``path`` (its structure and, for PNG, every chunk's checksum), or None."""
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        return str(err) or type(err).__name__
+    return None
 
 
 def check_val_fraction(val_fraction) -> None:
@@ -108,19 +119,18 @@ def scan_image_folder(folder: str | os.PathLike, val_fraction: float = 0.1,
     without decoding any image: quick enough to check a folder before a workflow starts.
 
     Raises the ValueErrors of :func:`read_image_folder` for the folder's layout and, with
-    ``check_headers``, one naming the first file that Pillow does not recognise as an image
-    (a truncated body is only found when the images are read).
+    ``check_headers``, one naming every file that Pillow cannot verify: not an image, or (PNG, whose
+    chunks carry checksums) a truncated or corrupt one. A JPEG's body is only checked when it is read.
     """
     check_val_fraction(val_fraction)
     dataset, by_class = _class_files(folder)
     if check_headers:
-        for paths in by_class:
-            for path in paths:
-                try:
-                    with Image.open(path):  # reads the header only
-                        pass
-                except (OSError, ValueError, SyntaxError) as err:
-                    raise ValueError(f"cannot read image {path}: {err}") from None
+        bad = [f"cannot read image {path}: {err}" for paths in by_class for path in paths
+               if (err := _verify_error(path)) is not None]
+        if bad:
+            shown = bad[:MAX_LISTED] + ([f"... and {len(bad) - MAX_LISTED} more"] if len(bad) > MAX_LISTED else [])
+            raise ValueError(f"{len(bad)} unreadable image file{'s' if len(bad) > 1 else ''} in {folder}:\n  "
+                             + "\n  ".join(shown))
     counts = {}
     for name, paths in zip(dataset.classes, by_class):
         n_val = validation_count(len(paths), val_fraction)

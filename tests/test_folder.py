@@ -144,11 +144,11 @@ def test_errors_name_the_folder_file_or_class(folder, tmp_path, read_image_folde
         read_image_folder(bad, 16)
     with pytest.raises(ValueError, match="val_fraction"):
         read_image_folder(folder, 16, val_fraction=1.0)
-    if read_image_folder is _scan:
-        return  # the scan reads headers only: a truncated body and the size are found when reading
     (bad / "apple" / "broken.png").write_bytes((bad / "apple" / "c1.PNG").read_bytes()[:60])  # truncated
     with pytest.raises(ValueError, match=r"cannot read image .*bad/apple/broken\.png"):
         read_image_folder(bad, 16)
+    if read_image_folder is _scan:
+        return  # the scan decodes no image: the size is checked when reading
     with pytest.raises(ValueError, match="image_size"):
         read_image_folder(folder, 4)
 
@@ -288,3 +288,13 @@ def test_cli_export_then_import(digits_folder, tmp_path):
     assert main(["export-digits", "--out", str(again)]) == 0  # an earlier export is replaced
     assert main(["import-images", "--folder", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
     assert main(["import-images", "--folder", str(digits_folder), "--out", str(out), "--val-fraction", "1.5"]) == 2
+
+
+def test_the_scan_names_every_unreadable_file_at_once(tmp_path):
+    bad = _make_folder(tmp_path / "bad")
+    png = next((bad / "apple").glob("*.PNG")).read_bytes()
+    (bad / "apple" / "cut.png").write_bytes(png[:-12])  # truncated: its last chunk's checksum is gone
+    (bad / "zebra" / "text.png").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="2 unreadable image files") as err:
+        scan_image_folder(bad)
+    assert "apple/cut.png" in str(err.value) and "zebra/text.png" in str(err.value)
