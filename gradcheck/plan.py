@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 
-from .settings import (GUIDES, REPLICATE_STRIDE, ROLES, STABILISER_PRESETS, ClassifierTrainConfig,
+from .settings import (GUIDES, HEADLINE, REPLICATE_STRIDE, ROLES, STABILISER_PRESETS, ClassifierTrainConfig,
                        GuidanceSettings, adam_name, default, linear_beta_range, unet_config)
 from .trace_quantities import DRAWN
 
@@ -27,7 +27,7 @@ DIGITS_FOLDER = "results/data/digits"  # scikit-learn's digits, exported as an i
 TRACE_QUANTITIES = list(DRAWN)  # each drawn as results/figures/trace_<name>.png
 # the data set file and its contact sheet are named after the source: results/data/<name>.npz, figures/<name>.png
 DATA_NAMES = {"sportballs": "sportballs", "digits": "digits", "folder": "images"}
-HEADLINE_CELL = dict(classifier="nonrobust", x0="true", stabiliser="adam")  # the paper's 85.9%
+HEADLINE_CELL = dict(classifier=HEADLINE[0], x0="true" if HEADLINE[1] else "false", stabiliser=HEADLINE[2])
 # The methods study: one sampling job per (preset, stabiliser, scale) and replicate, one evaluation per cell.
 METHOD_CELL = "{preset}/{stabiliser}_s-{scale}"
 METHOD_SAMPLES = "results/methods/samples/" + METHOD_CELL + "{rep}.npz"
@@ -522,7 +522,8 @@ class Plan:
 
     def has_headline(self):
         grid = self.cfg["grid"]
-        return "nonrobust" in grid["classifiers"] and True in grid["x0"] and "adam" in grid["stabilisers"]
+        classifier, x0, stabiliser = HEADLINE
+        return classifier in grid["classifiers"] and x0 in grid["x0"] and stabiliser in grid["stabilisers"]
 
     def history_cell(self):
         """(metrics file, variant) of the headline cell at the earlier DDPMs' settings: the grid's own, or a
@@ -535,7 +536,7 @@ class Plan:
 
         if as_in_history(self.settings["default"]):
             return self.headline_metrics(), None
-        if not any((c["classifier"], c["x0"], c["stabiliser"]) == ("nonrobust", True, "adam")
+        if not any((c["classifier"], c["x0"], c["stabiliser"]) == HEADLINE
                    for c in self.study.get("cells", [])):
             return None
         for variant, settings in self.settings.items():

@@ -224,7 +224,7 @@ def figure_headline(a):
     import pandas as pd
 
     from ..plots import headline_fid_figure
-    from ..sensitivity import PAPER_HEADLINE
+    from ..settings import PAPER_HEADLINE_ACCURACY
     from ..table import read_cell
 
     if bool(a.history_metrics) != bool(a.variant):
@@ -247,7 +247,7 @@ def figure_headline(a):
                            "judge_accuracy_high": float("nan")} for r in cell["per_replicate"]])
     if earlier is not None:
         frame = pd.concat([frame, earlier[list(frame.columns)]], ignore_index=True)
-    headline_fid_figure(frame, a.out, paper=PAPER_HEADLINE, note=note,
+    headline_fid_figure(frame, a.out, paper=PAPER_HEADLINE_ACCURACY, note=note,
                         title=f"headline cell (non-robust, x0-hat + ADAM, s = {cell['scale']:g}"
                         f"{', sensitivity variant ' + variant if variant else ''}) against DDPM quality")
 

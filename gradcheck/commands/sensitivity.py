@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..settings import MetricsSettings
+from ..settings import HEADLINE, PAPER_HEADLINE_ACCURACY, MetricsSettings
 from . import command, json_argument, name_path_pairs, option
 
 
@@ -25,4 +25,4 @@ def sensitivity(a):
     frame = study.build_table(entries, json_argument(a.changes_json, "--changes-json"), a.combined, n_boot=a.n_boot)
     with atomic_path(a.csv) as tmp:
         frame.to_csv(tmp, index=False)
-    sensitivity_figure(frame, study.HEADLINE, study.PAPER_HEADLINE, a.figure, a.title)
+    sensitivity_figure(frame, HEADLINE, PAPER_HEADLINE_ACCURACY, a.figure, a.title)
