@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import textwrap
+import warnings
 
 import matplotlib
 
@@ -98,9 +99,25 @@ def trace_figure(cells: list[dict], quantity: str, path: str | os.PathLike, titl
             ax.legend(fontsize=7, title="stabiliser", title_fontsize=7)
         if i == len(rows) - 1:
             ax.set_xlabel("timestep t (noise -> image)", fontsize=8)
+    if TRACE[quantity].scale == "log":
+        axes[0][0].set_ylim(*_log_limits([c["values"] for c in cells]))  # shared by every panel
     fig.suptitle(title, fontsize=10)
+    fig.text(0.5, -0.01, "lines: mean over samples; bands: the central 90% of samples", ha="center", fontsize=7)
     fig.tight_layout()
     _save(fig, path)
+
+
+def _log_limits(values: list[np.ndarray]) -> tuple[float, float]:
+    """A log axis that shows the mean lines whole: a band's lower edge can reach 1e-19 (a saturated
+    classifier's gradient) and would squash every line into the top of the panel."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        means = np.concatenate([np.nanmean(v, axis=1) for v in values])
+        highs = np.concatenate([np.nanpercentile(v, 95, axis=1) for v in values])
+    means, highs = means[np.isfinite(means) & (means > 0)], highs[np.isfinite(highs) & (highs > 0)]
+    if not len(means):
+        return 1e-3, 1.0
+    return means.min() / 10, max(highs.max() if len(highs) else means.max(), means.max()) * 2
 
 
 def tile(images: np.ndarray, columns: int, pad: int, rows: int | None = None) -> np.ndarray:

@@ -140,41 +140,39 @@ def answers(frame: pd.DataFrame, n_boot: int = 1000, confidence: float = 0.95) -
 
 
 def heatmap_figure(frame: pd.DataFrame, path: str | os.PathLike, title: str) -> None:
-    """Per look (rows): judge accuracy and its paired change against none over ADAM's (beta1, beta2), with the
-    unstabilised, EMA and named cells as a strip beside each."""
+    """Per look (rows of panels): judge accuracy and its paired change against none over ADAM's (beta1, beta2),
+    with the cells that are not ADAM (none, the EMAs) on a row of their own below, each named in its cell."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     looks = list(frame.groupby(["classifier", "x0"], sort=False).groups)
-    fig, axes = plt.subplots(len(looks), 2, figsize=(11, 2.9 * len(looks)), squeeze=False)
+    fig, axes = plt.subplots(len(looks), 2, figsize=(11, 3.2 * len(looks)), squeeze=False)
     for i, (classifier, x0) in enumerate(looks):
         cells = frame[(frame["classifier"] == classifier) & (frame["x0"] == x0)]
-        adam = cells[cells["kind"] == "adam"]
+        adam, others = cells[cells["kind"] == "adam"], cells[cells["kind"] != "adam"]
         beta1s, beta2s = sorted(adam["beta1"].unique()), sorted(adam["beta2"].unique())
-        others = cells[cells["kind"] != "adam"]
+        width = max(len(beta2s), len(others))
         for j, (metric, cmap, limits) in enumerate((("judge_accuracy", "viridis", (0, 100)),
                                                    ("judge_vs_none", "RdBu", (-100, 100)))):
             ax = axes[i][j]
-            grid = np.full((len(beta1s), len(beta2s) + len(others) + 1), np.nan)
-            text = {}
+            grid, text = np.full((len(beta1s) + 1, width), np.nan), {}
             for r in adam.itertuples():
                 a, b = beta1s.index(r.beta1), beta2s.index(r.beta2)
-                grid[a, b] = 100 * getattr(r, metric)
-                text[a, b] = _cell_text(r, metric)
-            for k, r in enumerate(others.itertuples()):  # a column each, on the first row; a gap before them
-                grid[0, len(beta2s) + 1 + k] = 100 * getattr(r, metric)
-                text[0, len(beta2s) + 1 + k] = _cell_text(r, metric)
+                grid[a, b], text[a, b] = 100 * getattr(r, metric), _cell_text(r, metric)
+            for k, r in enumerate(others.itertuples()):  # the last row: each cell says what it is
+                grid[-1, k], text[len(beta1s), k] = 100 * getattr(r, metric), f"{r.stabiliser}\n" + _cell_text(r, metric)
             image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=limits[0], vmax=limits[1], aspect="auto")
             for (a, b), label in text.items():
+                middle = 0.25 < (grid[a, b] - limits[0]) / (limits[1] - limits[0]) < 0.75
                 ax.text(b, a, label, ha="center", va="center", fontsize=6.5,
-                        color="black" if 25 < (grid[a, b] - limits[0]) / (limits[1] - limits[0]) * 100 < 75 else "white")
-            ax.set_xticks(range(grid.shape[1]))
-            ax.set_xticklabels([f"b2={b:g}" for b in beta2s] + [""] + [_short(r.stabiliser) for r in others.itertuples()],
-                               fontsize=7, rotation=30, ha="right")
-            ax.set_yticks(range(len(beta1s)))
-            ax.set_yticklabels([f"ADAM b1={b:g}" for b in beta1s], fontsize=7)
+                        color="black" if middle or cmap == "RdBu" else "white")
+            ax.axhline(len(beta1s) - 0.5, color="black", lw=1.5)
+            ax.set_xticks(range(len(beta2s)))
+            ax.set_xticklabels([f"ADAM b2={b:g}" for b in beta2s], fontsize=7)
+            ax.set_yticks(range(len(beta1s) + 1))
+            ax.set_yticklabels([f"ADAM b1={b:g}" for b in beta1s] + ["not ADAM"], fontsize=7)
             ax.set_title(f"{look_name(classifier, x0)}: "
                          + ("judge accuracy %" if metric == "judge_accuracy" else "change vs none, points"), fontsize=8)
             fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02)
@@ -183,10 +181,6 @@ def heatmap_figure(frame: pd.DataFrame, path: str | os.PathLike, title: str) -> 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=130, bbox_inches="tight")
     plt.close(fig)
-
-
-def _short(stabiliser: str) -> str:
-    return {"none": "none", "adam": "paper ADAM"}.get(stabiliser, stabiliser)
 
 
 def _cell_text(row, metric: str) -> str:
