@@ -19,6 +19,7 @@ import os
 import pandas as pd
 
 from .atomic import atomic_path, write_text
+from .formatting import interval_text
 from .plan import BASELINE
 from .stats import paired_difference
 from .table import COMPUTE, read_cell, stabiliser_order
@@ -158,6 +159,6 @@ def summary(frame: pd.DataFrame) -> str:
     lines = []
     for _, r in frame.iterrows():
         passes = "" if pd.isna(r["unet_passes"]) else f", {int(r['unet_passes'])} UNet passes"
-        lines.append(f"{r['preset']:>16} {r['stabiliser']:>6}: judge {100 * r['judge_accuracy']:.1f}% "
-                     f"[{100 * r['judge_accuracy_low']:.1f}, {100 * r['judge_accuracy_high']:.1f}]{passes}")
+        lines.append(f"{r['preset']:>16} {r['stabiliser']:>6}: judge {interval_text(r, 'judge_accuracy', factor=100)} %"
+                     f"{passes}")
     return "\n".join(lines)

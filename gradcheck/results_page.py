@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from .atomic import atomic_path, write_text
+from .formatting import interval_text
 from .plan import DATA_NAMES, TRACE_QUANTITIES
 from .trace_quantities import BY_NAME as TRACE
 
@@ -110,13 +111,7 @@ def _num(value) -> str:
 
 def _pct(row, key) -> str:
     """A share in percent with its interval, as Table 1 writes it."""
-    value = _float(row.get(key))
-    if value is None:
-        return ""
-    low, high = _float(row.get(f"{key}_low")), _float(row.get(f"{key}_high"))
-    if low is None or high is None:
-        return f"{100 * value:.1f}"
-    return f"{100 * value:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+    return interval_text(row, key, "{:.1f}", 100)
 
 
 def _interval(row, key, fmt=_num) -> str:

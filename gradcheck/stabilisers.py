@@ -16,6 +16,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from .atomic import atomic_path, write_text
+from .formatting import interval_text
 from .settings import STABILISER_PRESETS, parse_stabiliser
 from .stats import paired_difference
 from .table import CLASSIFIER_ORDER, read_cell, stabiliser_order
@@ -86,7 +87,7 @@ def stability_correlation(frame: pd.DataFrame, n_boot: int = 1000, confidence: f
 
 
 def _pct(row, metric: str) -> str:
-    return f"{100 * row[metric]:.1f}% [{100 * row[f'{metric}_low']:.1f}, {100 * row[f'{metric}_high']:.1f}]"
+    return interval_text(row, metric, "{:.1f}", 100) + " %"
 
 
 def _change(row) -> str:

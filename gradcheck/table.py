@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from .atomic import write_text
+from .formatting import interval_text
 from .settings import parse_stabiliser
 
 KEYS = ["classifier", "x0", "stabiliser", "adam", "scale"]
@@ -59,12 +60,7 @@ def load_cells(paths: list[str | os.PathLike]) -> pd.DataFrame:
 
 
 def _with_interval(frame: pd.DataFrame, metric: str, fmt: str, factor: float = 1.0) -> pd.Series:
-    def render(row):
-        if pd.isna(row[metric]):
-            return ""
-        value, low, high = (row[c] * factor for c in (metric, f"{metric}_low", f"{metric}_high"))
-        return f"{fmt.format(value)} [{fmt.format(low)}, {fmt.format(high)}]"
-    return frame.apply(render, axis=1)
+    return frame.apply(lambda row: interval_text(row, metric, fmt, factor), axis=1)
 
 
 def pretty(frame: pd.DataFrame) -> pd.DataFrame:

@@ -305,3 +305,11 @@ def test_checker_reports_missing_files(tmp_path):
         "gradcheck/mod.py:2: names gradcheck/gone.py, which is not in the repository",
         "gradcheck/mod.py:3: names CHANGES.md, which is not in the repository",
     ]
+
+
+def test_no_page_keeps_a_template_placeholder():
+    """A draft's {RUNTIME}-style placeholder must not reach a reader (outside code blocks)."""
+    left = [(page.name, number, m.group()) for page in PAGES
+            for number, line in _prose_lines(page.read_text(encoding="utf-8"))
+            for m in re.finditer(r"\{[A-Z][A-Z_]{3,}\}", line)]
+    assert left == []
