@@ -67,12 +67,12 @@ def look_name(classifier: str, x0: bool) -> str:
     return f"{classifier} guide on {'x0-hat' if x0 else 'x_t'}"
 
 
-def stability_correlation(frame: pd.DataFrame, n_boot: int = 1000, confidence: float = 0.95,
-                          seed: int = 0) -> tuple[float, float, float, int]:
-    """Spearman's rho between stability (cosine_mean) and judge accuracy over the guided cells, with a
-    percentile bootstrap interval over cells: (rho, low, high, cells)."""
-    cells = frame.dropna(subset=["cosine_mean", "judge_accuracy"])
-    x, y = cells["cosine_mean"].to_numpy(), cells["judge_accuracy"].to_numpy()
+def stability_correlation(frame: pd.DataFrame, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0,
+                          signal: str = "cosine_mean") -> tuple[float, float, float, int]:
+    """Spearman's rho between a trace signal (default: the paper's stability, cosine_mean) and judge accuracy
+    over the cells, with a percentile bootstrap interval over cells: (rho, low, high, cells)."""
+    cells = frame.dropna(subset=[signal, "judge_accuracy"])
+    x, y = cells[signal].to_numpy(), cells["judge_accuracy"].to_numpy()
     if len(x) < 3:
         return float("nan"), float("nan"), float("nan"), len(x)
     rho = float(spearmanr(x, y).statistic)
@@ -136,8 +136,16 @@ def answers(frame: pd.DataFrame, n_boot: int = 1000, confidence: float = 0.95) -
     rho, low, high, n = stability_correlation(frame, n_boot, confidence)
     lines += ["## Does higher stability predict a better outcome?", "",
               f"Spearman's rho between the paper's stability (mean consecutive-step cosine) and judge accuracy over "
-              f"the study's {n} cells: {rho:+.2f} [{low:+.2f}, {high:+.2f}] ({level} bootstrap over cells).", ""]
-    return "\n".join(lines)
+              f"the study's {n} cells: {rho:+.2f} [{low:+.2f}, {high:+.2f}] ({level} bootstrap over cells). Within "
+              "each guide and look, stability and staleness against judge accuracy:", ""]
+    for (classifier, x0), cells in frame.groupby(["classifier", "x0"], sort=False):
+        parts = []
+        for signal, name in (("cosine_mean", "stability"), ("staleness", "staleness")):
+            rho, low, high, n = stability_correlation(cells, n_boot, confidence, signal=signal)
+            parts.append(f"{name} {rho:+.2f} [{low:+.2f}, {high:+.2f}]" if n >= 3 and np.isfinite(rho)
+                         else f"{name}: no correlation (the judge or the signal is constant)")
+        lines.append(f"- {look_name(classifier, x0)} ({n} cells): " + "; ".join(parts) + ".")
+    return "\n".join(lines) + "\n"
 
 
 def heatmap_figure(frame: pd.DataFrame, path: str | os.PathLike, title: str) -> None:
