@@ -33,6 +33,19 @@ def option(*flags: str, setting: tuple | None = None, **kwargs):
     return wrap
 
 
+def bootstrap_options(what: str):
+    """``--n-boot`` and ``--confidence`` of the command below (metrics.n_boot and metrics.confidence's defaults):
+    ``what`` the intervals are of, for the help."""
+    from ..settings import MetricsSettings
+
+    def wrap(func):
+        func = option("--confidence", type=confidence, setting=(MetricsSettings, "confidence"),
+                      help=f"confidence level of {what}")(func)
+        return option("--n-boot", type=positive, setting=(MetricsSettings, "n_boot"),
+                      help=f"bootstrap replicates of {what}")(func)
+    return wrap
+
+
 def register(sub: argparse._SubParsersAction, module) -> None:
     """Add every command of a stage module, in the order the module defines them."""
     for func in vars(module).values():

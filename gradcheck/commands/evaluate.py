@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from ..settings import FEATURE_SOURCES, UNET_DTYPES, MetricsSettings, SamplingSettings
-from . import DEVICE_HELP, command, confidence, option, positive, steps
+from . import DEVICE_HELP, bootstrap_options, command, confidence, option, positive, steps
 
 log = logging.getLogger("gradcheck")
 METRICS, SAMPLING = MetricsSettings, SamplingSettings
@@ -24,8 +24,7 @@ METRICS, SAMPLING = MetricsSettings, SamplingSettings
         help="FID/KID features: Inception-v3 (weights on disk) or the pooled features of --feature-classifier")
 @option("--inception-weights", help="torch-fidelity Inception-v3 weights (.pth)")
 @option("--feature-classifier", help="classifier (.pt) whose pooled features FID and KID use")
-@option("--n-boot", type=positive, setting=(METRICS, "n_boot"), help="bootstrap replicates for the intervals")
-@option("--confidence", type=confidence, setting=(METRICS, "confidence"), help="confidence level of the intervals")
+@bootstrap_options("the intervals")
 @option("--bootstrap-seed", type=int, default=0)
 @option("--out", required=True, help="output JSON")
 def evaluate(a):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from ..settings import MetricsSettings
-from . import command, option
+from . import bootstrap_options, command, option
 
 log = logging.getLogger(__name__)
 
@@ -13,9 +12,7 @@ log = logging.getLogger(__name__)
 @command("methods-table", help="the methods study: one row per preset and stabiliser, and its figure")
 @option("--cells", nargs="+", required=True,
         help="PRESET=STABILISER=SCALE=PATH of each cell's metrics JSON from evaluate (DPS: one per scale)")
-@option("--n-boot", type=int, setting=(MetricsSettings, "n_boot"),
-        help="bootstrap replicates of the paired change against the paper's x0-hat")
-@option("--confidence", type=float, setting=(MetricsSettings, "confidence"))
+@bootstrap_options("the paired change against the paper's x0-hat")
 @option("--title", default="judge accuracy against compute, per training-free guidance method")
 @option("--out", required=True, help="output CSV")
 @option("--figure", required=True, help="output PNG")

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from ..settings import MetricsSettings
-from . import command, confidence, name_path_pairs, option
+from . import bootstrap_options, command, name_path_pairs, option
 
 
 def pair_index(key: str) -> tuple[int, int]:
@@ -19,8 +18,7 @@ def pair_index(key: str) -> tuple[int, int]:
 @option("--cells", nargs="+", required=True,
         help="D,G=PATH: the samples file of DDPM replicate D guided by guide replicate G, for every pair")
 @option("--judge", required=True, help="the judge's classifier file: it scores every sample")
-@option("--n-boot", type=int, setting=(MetricsSettings, "n_boot"), help="bootstrap replicates of the intervals")
-@option("--confidence", type=confidence, setting=(MetricsSettings, "confidence"))
+@bootstrap_options("the variance components' intervals")
 @option("--title", default="")
 @option("--csv", required=True, help="output CSV: each variance component, its share and interval")
 @option("--pairs-csv", required=True, help="output CSV: the judge's accuracy of every pair")

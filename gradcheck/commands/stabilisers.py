@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from ..settings import MetricsSettings
-from . import command, option
+from . import bootstrap_options, command, option
 
 log = logging.getLogger(__name__)
 
@@ -13,9 +12,7 @@ log = logging.getLogger(__name__)
 @command("stabilisers-table", help="the stabiliser study: one row per cell, its paired change against none, "
                                    "the heatmap and the answers")
 @option("--metrics", nargs="+", required=True, help="each study cell's metrics JSON from evaluate")
-@option("--n-boot", type=int, setting=(MetricsSettings, "n_boot"),
-        help="bootstrap replicates of the paired changes and of the correlation over cells")
-@option("--confidence", type=float, setting=(MetricsSettings, "confidence"))
+@bootstrap_options("the paired changes and the correlations over cells")
 @option("--title", default="stabilisers: judge accuracy and its change against none over ADAM's betas")
 @option("--out", required=True, help="output CSV")
 @option("--figure", required=True, help="output PNG: the heatmaps")
