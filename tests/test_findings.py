@@ -72,7 +72,8 @@ def _inputs(judge_rate, cosine=None, replicates=3, seeds=1, n=32, seed=0):
         for metric, (v, w) in {"accuracy": (np.mean(judge), 0.05), "judge_accuracy": (np.mean(judge), 0.05),
                                "fooled": (0.1, 0.05), "fid": (fid, 2.0), "kid": (0.01, 0.005),
                                "cosine_mean": (cos, 0.01), "cosine_late": (cos, 0.01),
-                               "informativeness": (0.5, 0.05)}.items():
+                               "informativeness": (0.5, 0.05), "staleness": (1.0, 0.0),
+                               "spread": (0.6, 0.02)}.items():
             row |= {metric: v, f"{metric}_low": v - w, f"{metric}_high": v + w}
         row |= dict(unet_forward=400, unet_backward=400 if x0 else 0, classifier_forward=400, classifier_backward=400)
         rows.append(row)

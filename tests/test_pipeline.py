@@ -111,7 +111,8 @@ def test_a_bad_target_or_scale_is_refused_at_the_call_before_any_unet_pass(pipe)
     trace = pipe(ColourClassifier(), target=np.int64(1), scale=1.0, seeds=SEEDS, num_inference_steps=STEPS,
                  progress=False).trace
     assert repr(trace) == ("SamplingTrace(6 steps x 3 samples: cosine, grad_norm, term_norm, eps_cosine, "
-                           "judge_confidence, informativeness; per sample {'unet_forward': 6, 'unet_backward': 0, "
+                           "judge_confidence, informativeness, staleness, spread; per sample {'unet_forward': 6, "
+                           "'unet_backward': 0, "
                            "'classifier_forward': 6, 'classifier_backward': 6})")
 
 
