@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .measures import MEASURES
 from .stats import paired_difference
 
 HOLDS, FAILS, UNCLEAR = "holds", "does not hold", "inconclusive"
@@ -80,15 +81,10 @@ def combine(verdicts: list[str]) -> str:
     return HOLDS if all(v == HOLDS for v in verdicts) else UNCLEAR
 
 
-# metric -> (column, shown as, factor, digits, higher is better, per-sample key in the cells' JSON)
-METRICS = {
-    "judge": ("judge_accuracy", "accuracy under the independent judge (%)", 100, 1, True, "judge"),
-    "guide": ("accuracy", "accuracy under the guiding classifier (%)", 100, 1, True, "guide"),
-    "fid": ("fid", "FID", 1, 2, False, None),
-    "kid": ("kid", "KID x 1000", 1000, 2, False, None),
-    "cosine": ("cosine_mean", "consecutive-step cosine, all steps", 1, 3, True, "cosine"),
-    "cosine_late": ("cosine_late", "consecutive-step cosine, last quarter of the steps", 1, 3, True, "cosine_late"),
-}
+# metric -> (column, shown as, factor, digits, higher is better, per-sample key in the cells' JSON), from
+# gradcheck/measures.py, keyed as the claims name them: the per-sample key where there is one
+METRICS = {m.per_sample or m.name: (m.name, m.description, m.factor, m.digits, m.higher_is_better, m.per_sample)
+           for m in MEASURES}
 # "changes little" / "approaches": within 15 percentage points of accuracy, a margin that
 # counts the paper's own 85.9% against 96.9% (its x0-hat + ADAM claim) as approaching.
 ACCURACY_MARGIN = 0.15

@@ -467,6 +467,20 @@ class Plan:
 
     # --- flags of the sampling and evaluation jobs ----------------------------------------------
 
+    def ddpm_quality_flags(self, replicate):
+        """`gradcheck ddpm-quality`'s flags for one replicate's DDPM: the grid's seeds, samples and batch, and
+        what can change an unguided cell's samples (steps, UNet dtype)."""
+        cfg = self.cfg
+        return cli_flags(
+            seeds=replicate_seeds(cfg["sampling"]["seeds"], replicate), num_samples=cfg["sampling"]["num_samples"],
+            batch_size=cfg["sampling"]["batch_size"], **relevant_settings({"scale": 0}, self.settings["default"]),
+            confidence=cfg["metrics"]["confidence"])
+
+    def ddpm_quality_features(self):
+        """FID on the feature network's pooled features (the judge's where FID uses Inception: ddpm-quality has
+        no Inception path)."""
+        return f"--feature-classifier {FEATURES}" if self.cfg["metrics"]["fid_features"] == "features" else ""
+
     def sample_flags(self, cell, settings, num_samples, seeds):
         sampling = self.cfg["sampling"]
         return cli_flags(target=sampling["target"], num_samples=num_samples, batch_size=sampling["batch_size"],

@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from .atomic import atomic_path  # noqa: E402
-from .trace_quantities import BY_NAME as TRACE  # noqa: E402
+from . import trace_quantities  # noqa: E402
 
 # One colour per stabiliser and one line style per input of the classifier, the same in
 # every figure; classifiers get the paper's figure 1 colours where they are compared.
@@ -54,7 +54,7 @@ def _band(ax, timesteps: np.ndarray, values: np.ndarray, label: str, colour, sty
 
 
 def _time_axis(ax, t_max: float, quantity: str) -> None:
-    q = TRACE[quantity]
+    q = trace_quantities.by_name()[quantity]
     ax.set_xlim(t_max, 0)  # sampling runs from T down to 0
     ax.set_yscale(q.scale)
     if q.limits:
@@ -99,7 +99,7 @@ def trace_figure(cells: list[dict], quantity: str, path: str | os.PathLike, titl
             ax.legend(fontsize=7, title="stabiliser", title_fontsize=7)
         if i == len(rows) - 1:
             ax.set_xlabel("timestep t (noise -> image)", fontsize=8)
-    if TRACE[quantity].scale == "log":
+    if trace_quantities.by_name()[quantity].scale == "log":
         axes[0][0].set_ylim(*_log_limits([c["values"] for c in cells]))  # shared by every panel
     fig.suptitle(title, fontsize=10)
     fig.text(0.5, -0.01, "lines: mean over samples; bands: the central 90% of samples", ha="center", fontsize=7)

@@ -10,12 +10,11 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path
-from .trace_quantities import OPTIONAL, STORED
+from . import trace_quantities
 
-# every trace quantity of gradcheck.trace_quantities; those added after a samples file was written read as
-# NaN (not measured), and compute not counted reads as absent (results format of 2026-12-02)
-_OPTIONAL = OPTIONAL
-_KEYS = ("images", "seeds", "seed_index", "timesteps", *(q for q in STORED if q not in OPTIONAL), "record")
+# Besides every trace quantity of gradcheck.trace_quantities: those added after a samples file was written
+# read as NaN (not measured), and compute not counted reads as absent (results format of 2026-12-02).
+_BASE_KEYS = ("images", "seeds", "seed_index", "timesteps", "record")
 COMPUTE = ("unet_forward", "unet_backward", "classifier_forward", "classifier_backward")
 
 
@@ -39,11 +38,13 @@ def load_samples(path: str | os.PathLike) -> dict:
         raise FileNotFoundError(f"samples file not found: {path}")
     try:
         with np.load(path, allow_pickle=False) as npz:
-            missing = [k for k in _KEYS if k not in npz.files]
+            optional = trace_quantities.optional()
+            keys = _BASE_KEYS + tuple(q for q in trace_quantities.stored() if q not in optional)
+            missing = [k for k in keys if k not in npz.files]
             if missing:
                 raise ValueError(f"{path} is not a samples file (missing {', '.join(missing)})")
-            out = {k: npz[k] for k in _KEYS}
-            for k in _OPTIONAL:
+            out = {k: npz[k] for k in keys}
+            for k in optional:
                 out[k] = npz[k] if k in npz.files else np.full_like(out["cosine"], np.nan)
             out["compute"] = {k: npz[f"compute_{k}"] for k in COMPUTE if f"compute_{k}" in npz.files} or None
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
@@ -52,8 +53,9 @@ def load_samples(path: str | os.PathLike) -> dict:
     return out
 
 
-# per-sample arrays with the samples on axis 0 (images, seeds) or on axis 1 (the trace: steps x samples)
-_SAMPLE_AXIS = {"images": 0, "seeds": 0, "seed_index": 0, **{q: 1 for q in STORED}}
+def _sample_axis() -> dict[str, int]:
+    """Per-sample arrays with the samples on axis 0 (images, seeds) or on axis 1 (the trace: steps x samples)."""
+    return {"images": 0, "seeds": 0, "seed_index": 0, **{q: 1 for q in trace_quantities.stored()}}
 
 
 def load_replicates(paths: list[str | os.PathLike]) -> dict:
@@ -71,7 +73,7 @@ def load_replicates(paths: list[str | os.PathLike]) -> dict:
             raise ValueError(f"{path} is not the same cell as {paths[0]}: its guidance settings differ")
         if not np.array_equal(other["timesteps"], first["timesteps"]):
             raise ValueError(f"{path} samples other timesteps than {paths[0]}")
-    out = {key: np.concatenate([s[key] for s in loaded], axis=axis) for key, axis in _SAMPLE_AXIS.items()}
+    out = {key: np.concatenate([s[key] for s in loaded], axis=axis) for key, axis in _sample_axis().items()}
     out["replicate"] = np.concatenate([np.full(len(s["seeds"]), r) for r, s in enumerate(loaded)])
     out["timesteps"], out["record"], out["records"] = first["timesteps"], first["record"], [s["record"] for s in loaded]
     out["compute"] = first["compute"]  # per sample, the same in every replicate of a cell

@@ -13,17 +13,23 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import measures
 from .atomic import write_text
 from .formatting import interval_text
 from .settings import parse_stabiliser
 
 KEYS = ["classifier", "x0", "stabiliser", "adam", "scale"]
-METRICS = ["accuracy", "judge_accuracy", "fooled", "fid", "kid", "cosine_mean", "cosine_late", "informativeness",
-           "staleness", "spread"]
-LATER_METRICS = ["staleness", "spread"]  # added on 2026-12-07
+METRICS = measures.names()  # gradcheck/measures.py: Table 1's metric columns, in order
 COMPUTE = ["unet_forward", "unet_backward", "classifier_forward", "classifier_backward"]  # per sample
 INFO = COMPUTE + ["replicates", "n", "seeds", "samples_per_seed", "features", "target", "confidence"]
-COLUMNS = KEYS + [c for m in METRICS for c in (m, f"{m}_low", f"{m}_high")] + INFO
+
+
+def columns() -> list[str]:
+    """Table 1's CSV columns: the keys, every measure with its interval, the compute and the run's facts."""
+    return KEYS + [c for m in measures.names() for c in (m, f"{m}_low", f"{m}_high")] + INFO
+
+
+COLUMNS = columns()
 CLASSIFIER_ORDER = {"robust": 0, "nonrobust": 1}
 
 
@@ -46,15 +52,16 @@ def read_cell(path: str | os.PathLike, needs: str | None = None) -> dict:
 
 def load_cells(paths: list[str | os.PathLike]) -> pd.DataFrame:
     frame = pd.DataFrame([read_cell(path) for path in paths])
-    for metric in LATER_METRICS:  # metrics files written before these were measured: not measured (NaN)
-        for column in (metric, f"{metric}_low", f"{metric}_high"):
+    for measure in (m for m in measures.MEASURES if m.since):  # metrics files from before it: not measured
+        for column in (measure.name, f"{measure.name}_low", f"{measure.name}_high"):
             if column not in frame.columns:
                 frame[column] = float("nan")
-    missing = [c for c in COLUMNS if c not in frame.columns]
+    table_columns = columns()
+    missing = [c for c in table_columns if c not in frame.columns]
     if missing:
         raise ValueError(f"cell metrics lack columns {missing}")
     order = {"classifier": lambda c: c.map(CLASSIFIER_ORDER), "stabiliser": lambda c: c.map(stabiliser_order)}
-    frame = frame[COLUMNS].sort_values(["classifier", "x0", "stabiliser", "scale"],
+    frame = frame[table_columns].sort_values(["classifier", "x0", "stabiliser", "scale"],
                                        key=lambda c: order[c.name](c) if c.name in order else c)
     return frame.reset_index(drop=True)
 
@@ -69,16 +76,8 @@ def pretty(frame: pd.DataFrame) -> pd.DataFrame:
     shown["x0"] = shown["x0"].map({True: "yes", False: "no"})
     shown = shown.drop(columns="adam")
     shown["scale"] = shown["scale"].map("{:g}".format)
-    shown["accuracy (guide) %"] = _with_interval(frame, "accuracy", "{:.1f}", 100)
-    shown["accuracy (judge) %"] = _with_interval(frame, "judge_accuracy", "{:.1f}", 100)
-    shown["fooled %"] = _with_interval(frame, "fooled", "{:.1f}", 100)
-    shown["FID"] = _with_interval(frame, "fid", "{:.2f}")
-    shown["KID x1000"] = _with_interval(frame, "kid", "{:.2f}", 1000)
-    shown["cosine"] = _with_interval(frame, "cosine_mean", "{:.3f}")
-    shown["cosine, last quarter"] = _with_interval(frame, "cosine_late", "{:.3f}")
-    shown["informativeness"] = _with_interval(frame, "informativeness", "{:.3f}")
-    shown["staleness"] = _with_interval(frame, "staleness", "{:.3f}")
-    shown["spread"] = _with_interval(frame, "spread", "{:.3f}")
+    for m in measures.MEASURES:
+        shown[m.heading] = _with_interval(frame, m.name, m.fmt(), m.factor)
     shown["UNet fwd + bwd / sample"] = frame.apply(
         lambda r: "" if pd.isna(r["unet_forward"]) else f"{int(r['unet_forward'])} + {int(r['unet_backward'])}", axis=1)
     shown["classifier passes / sample"] = frame["classifier_forward"].map(lambda v: "" if pd.isna(v) else f"{int(v)}")

@@ -55,7 +55,22 @@ QUANTITIES = (
                   "||d||_1 / (sqrt(n) ||d||_2)", "spread of the applied direction over the pixels",
                   limits=(0, 1.02), since="2026-12-07"),
 )
-BY_NAME = {q.name: q for q in QUANTITIES}
-STORED = tuple(q.name for q in QUANTITIES)                           # per-step arrays in every samples file
-DRAWN = tuple(q.name for q in QUANTITIES if q.figure)                # results/figures/trace_<name>.png
-OPTIONAL = tuple(q.name for q in QUANTITIES if q.since is not None)  # absent from older samples files
+
+
+# Read at call time by the samples file and the figures (a quantity added to QUANTITIES is included):
+def by_name() -> dict[str, TraceQuantity]:
+    return {q.name: q for q in QUANTITIES}
+
+
+def stored() -> tuple[str, ...]:
+    """The per-step arrays of every samples file."""
+    return tuple(q.name for q in QUANTITIES)
+
+
+def optional() -> tuple[str, ...]:
+    """Those absent from samples files written before they were added (read as NaN)."""
+    return tuple(q.name for q in QUANTITIES if q.since is not None)
+
+
+BY_NAME, STORED = by_name(), stored()
+DRAWN = tuple(q.name for q in QUANTITIES if q.figure)  # results/figures/trace_<name>.png (the plan's, at parse time)

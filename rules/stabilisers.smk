@@ -4,6 +4,7 @@
 #   snakemake results/stabilisers.csv --configfile configs/stabilisers.yaml --cores all
 
 from gradcheck.plan import STABILISER_OUTPUTS
+from gradcheck.trace_quantities import BY_NAME as TRACE
 
 
 rule stabilisers:
