@@ -11,6 +11,7 @@ import warnings
 
 import numpy as np
 
+from .settings import CONFIDENCE, N_BOOT
 from .stats import (frechet_distance_features, hierarchical_bootstrap, kernel_inception_distance_features,
                     mean_statistic, nanmean_statistic)
 
@@ -122,8 +123,8 @@ def real_images_of(data: dict, target_name: str, groups: int, n: int, data_path)
 
 
 def evaluate_cell(samples_paths: list, guides: list, judge, data_path, *, features: str, label: str | None = None,
-                  n: int | None = None, feature_classifier=None, inception_weights=None, n_boot: int = 1000,
-                  confidence: float = 0.95, bootstrap_seed: int = 0) -> dict:
+                  n: int | None = None, feature_classifier=None, inception_weights=None, n_boot: int = N_BOOT,
+                  confidence: float = CONFIDENCE, bootstrap_seed: int = 0) -> dict:
     """The row of one cell: every replicate's samples (``samples_paths`` in replicate order), each scored
     by its own replicate's guide (``guides``, or one for all) and by the one judge, FID and KID per group."""
     from .classifier import load_classifier, predict

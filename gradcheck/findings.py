@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .measures import MEASURES
+from .settings import N_BOOT
 from .stats import paired_difference
 
 HOLDS, FAILS, UNCLEAR = "holds", "does not hold", "inconclusive"
@@ -163,7 +164,7 @@ def _margin(kind: str, metric: str) -> float:
     return ACCURACY_MARGIN if kind in ("similar", "approaches") and metric in ("judge", "guide") else 0.0
 
 
-def check_claims(frame: pd.DataFrame, cells: dict[tuple, dict], n_boot: int = 1000) -> list[dict]:
+def check_claims(frame: pd.DataFrame, cells: dict[tuple, dict], n_boot: int = N_BOOT) -> list[dict]:
     """One dict per claim: title, cells, per-metric estimates, paired differences and verdicts, the
     overall verdict, and the verdict of each replicate on its own."""
     results = []

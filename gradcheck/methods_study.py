@@ -21,6 +21,7 @@ import pandas as pd
 from .atomic import atomic_path, write_text
 from .formatting import interval_text
 from .plan import BASELINE
+from .settings import CONFIDENCE, N_BOOT
 from .stats import paired_difference
 from .table import COMPUTE, read_cell, stabiliser_order
 
@@ -57,7 +58,7 @@ def choose_scales(rows: list[dict]) -> dict[str, float]:
     return chosen
 
 
-def build_table(cells: list[tuple[str, str, str, str]], n_boot: int = 1000, confidence: float = 0.95) -> pd.DataFrame:
+def build_table(cells: list[tuple[str, str, str, str]], n_boot: int = N_BOOT, confidence: float = CONFIDENCE) -> pd.DataFrame:
     rows = []
     for preset, stabiliser, scale, path in cells:
         row = read_cell(path, needs="per_sample")

@@ -25,6 +25,7 @@ from scipy.stats import binomtest
 from .classifier import predict
 from .guidance import GuidanceSettings, per_sample_seeds, sample_seeds
 from .metrics import image_features, uint8_images
+from .settings import CONFIDENCE
 from .stats import frechet_distance_features
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ def class_counts(judge: torch.nn.Module, images: torch.Tensor, num_classes: int)
     return np.bincount(predict(judge, images).numpy(), minlength=num_classes)
 
 
-def share_interval(count: int, total: int, confidence: float = 0.95) -> tuple[float, float]:
+def share_interval(count: int, total: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """Wilson score interval of a share count / total: never outside [0, 1], sensible at 0 and 1."""
     ci = binomtest(int(count), int(total)).proportion_ci(confidence_level=confidence, method="wilson")
     return float(ci.low), float(ci.high)
@@ -86,7 +87,7 @@ def unguided_samples(unet, scheduler, seeds: list[int], num_samples: int, batch_
 
 
 def quality_row(images: torch.Tensor, judge: torch.nn.Module, feature: torch.nn.Module, reference: RealReference,
-                classes: list[str], confidence: float = 0.95) -> dict:
+                classes: list[str], confidence: float = CONFIDENCE) -> dict:
     """Class shares (share_<class>, with share_<class>_low/_high) and FID numbers of one set of unguided samples."""
     counts = class_counts(judge, images, len(classes))
     row = {"confidence": confidence}

@@ -18,7 +18,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .findings import ACCURACY_MARGIN, HOLDS, Estimate, approaches, cell_name
-from .settings import HEADLINE, PAPER_HEADLINE_ACCURACY
+from .settings import HEADLINE, N_BOOT, PAPER_HEADLINE_ACCURACY
 from .stats import paired_difference
 from .table import METRICS, read_cell, stabiliser_order
 
@@ -40,7 +40,7 @@ def _paired_change(row: dict, base: dict, outcome: str, n_boot: int, confidence:
 
 
 def build_table(entries: list[tuple[str, str]], changes: dict[str, dict], combined: str | None,
-                n_boot: int = 1000) -> pd.DataFrame:
+                n_boot: int = N_BOOT) -> pd.DataFrame:
     """One row per (variant, cell, scale): metrics with intervals, and the paired change from the
     default variant's same cell at the default's scale.
 

@@ -390,6 +390,10 @@ def default(cls, name: str):
     return list(value) if isinstance(value, tuple) else value
 
 
+# The library's defaults for every interval: the settings', written once (metrics.n_boot, metrics.confidence)
+N_BOOT, CONFIDENCE = default(MetricsSettings, "n_boot"), default(MetricsSettings, "confidence")
+
+
 def config_fields():
     """(config key, settings class, field name, default) of every field read from the config."""
     for cls in SETTINGS_CLASSES:

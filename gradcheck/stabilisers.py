@@ -17,7 +17,7 @@ from scipy.stats import spearmanr
 
 from .atomic import atomic_path, write_text
 from .formatting import interval_text
-from .settings import STABILISER_PRESETS, parse_stabiliser
+from .settings import CONFIDENCE, N_BOOT, STABILISER_PRESETS, parse_stabiliser
 from .stats import paired_difference
 from .table import CLASSIFIER_ORDER, read_cell, stabiliser_order
 
@@ -28,7 +28,7 @@ COLUMNS = (["classifier", "x0", "stabiliser", "kind", "beta1", "beta2", "ema_bet
 PRESET_OF = {name: preset for preset, name in STABILISER_PRESETS.items()}
 
 
-def build_table(paths: list[str | os.PathLike], n_boot: int = 1000, confidence: float = 0.95) -> pd.DataFrame:
+def build_table(paths: list[str | os.PathLike], n_boot: int = N_BOOT, confidence: float = CONFIDENCE) -> pd.DataFrame:
     """One row per cell, with its paired change in judge accuracy against the same guide and look unstabilised."""
     cells = [read_cell(p, needs="per_sample") for p in paths]
     plain = {(c["classifier"], c["x0"]): c for c in cells if c["stabiliser"] == "none"}
@@ -67,7 +67,7 @@ def look_name(classifier: str, x0: bool) -> str:
     return f"{classifier} guide on {'x0-hat' if x0 else 'x_t'}"
 
 
-def stability_correlation(frame: pd.DataFrame, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0,
+def stability_correlation(frame: pd.DataFrame, n_boot: int = N_BOOT, confidence: float = CONFIDENCE, seed: int = 0,
                           signal: str = "cosine_mean") -> tuple[float, float, float, int]:
     """Spearman's rho between a trace signal (default: the paper's stability, cosine_mean) and judge accuracy
     over the cells, with a percentile bootstrap interval over cells: (rho, low, high, cells)."""
@@ -102,7 +102,7 @@ def guide_pick(cells: pd.DataFrame) -> pd.Series:
     return stabilised.sort_values(["accuracy", "cosine_mean"], ascending=False, kind="stable").iloc[0]
 
 
-def answers(frame: pd.DataFrame, n_boot: int = 1000, confidence: float = 0.95) -> str:
+def answers(frame: pd.DataFrame, n_boot: int = N_BOOT, confidence: float = CONFIDENCE) -> str:
     """The study's answers in Markdown, each with its paired numbers."""
     level = f"{confidence:.0%}"
     lines = ["# The stabiliser study", "",

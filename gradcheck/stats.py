@@ -18,6 +18,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from .settings import CONFIDENCE, N_BOOT
+
 ArrayLike = np.ndarray | torch.Tensor
 
 # Replicates passed to a ``.batched`` statistic at once: bounds memory (1000 replicates of
@@ -78,7 +80,7 @@ def _replicate_members(replicate_of: Sequence[int] | None, n_groups: int) -> lis
 
 
 def hierarchical_bootstrap(groups: Sequence[Sequence[ArrayLike]], statistic: Callable[..., float],
-                           n_boot: int = 1000, confidence: float = 0.95, seed: int = 0,
+                           n_boot: int = N_BOOT, confidence: float = CONFIDENCE, seed: int = 0,
                            correct_bias: bool = False, *, replicate_of: Sequence[int] | None = None,
                            paired: bool = False) -> Interval:
     """Percentile bootstrap interval of the mean over groups of ``statistic(*group)``.
@@ -188,7 +190,7 @@ nanmean_statistic.batched = _nanmean_batched
 
 
 def paired_difference(a: ArrayLike, b: ArrayLike, seed_index: ArrayLike, replicate_index: ArrayLike | None = None,
-                      *, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0) -> Interval:
+                      *, n_boot: int = N_BOOT, confidence: float = CONFIDENCE, seed: int = 0) -> Interval:
     """Hierarchical bootstrap interval of the mean per-sample difference a - b.
 
     ``a``, ``b``: per-sample values (same length, sample k of a paired with sample k of b: same
