@@ -107,6 +107,36 @@ class SamplingTrace:
         """Each count summed over the steps: the cost of one sample."""
         return {name: int(self.compute[name].sum()) for name in self.COMPUTE}
 
+    def count(self, k: int, **passes: int) -> None:
+        """Add step k's passes (unet_forward=1, ...) to the compute counts."""
+        for name, n in passes.items():
+            self.compute[name][k] += n
+
+    def record_judge(self, k: int, judge, x0_hat: torch.Tensor, target: int) -> None:
+        """The watching judge's p(target | clip(x0_hat)) at step k."""
+        seen = x0_hat.clamp(-1, 1).contiguous(memory_format=input_layout(judge))
+        self.judge_confidence[k] = F.softmax(judge(seen).float(), dim=1)[:, target].cpu()
+
+    def record_step(self, k: int, look: "Look", direction: torch.Tensor, shift: torch.Tensor,
+                    grad_norm: torch.Tensor) -> None:
+        """What step k's guidance did: the raw gradient's norm, the shift's, and the applied direction
+        against eps (eps_cosine), against its own raw gradient (staleness) and over the pixels (spread)."""
+        self.grad_norm[k] = grad_norm.cpu()
+        self.term_norm[k] = per_sample_norm(shift).cpu()
+        self.eps_cosine[k] = F.cosine_similarity(direction.flatten(1), look.eps.flatten(1), dim=1).cpu()
+        self.staleness[k] = direction_cosine(direction, look.g).cpu()
+        self.spread[k] = direction_spread(direction).cpu()
+
+    def record_informativeness(self, k: int, reference, x: torch.Tensor, direction: torch.Tensor, target: int) -> None:
+        """cos(applied direction, the watching reference classifier's grad log p(target | x_t)) at step k."""
+        x_leaf = x.detach().requires_grad_(True)
+        self.informativeness[k] = direction_cosine(direction, classifier_gradient(reference, x_leaf, x_leaf, target)).cpu()
+
+    def record_stability(self, k: int, direction: torch.Tensor, previous: torch.Tensor | None) -> None:
+        """Eq. 5: cos(this step's applied direction, the previous step's); NaN at the first."""
+        if previous is not None:
+            self.cosine[k] = F.cosine_similarity(direction.flatten(1), previous.flatten(1), dim=1).cpu()
+
 
 def per_sample_seeds(sampling_seeds: list[int], num_samples: int) -> list[int]:
     """Generator seeds of ``num_samples`` samples for each sampling seed, seed-major."""
@@ -429,7 +459,6 @@ def guided_sample(
     passes = step.recurrence if guided else 1
 
     trace = SamplingTrace.empty(scheduler.timesteps.cpu(), noise.shape[0])
-    count = trace.compute
     x, prev_g = noise, None
     for k, t in enumerate(tqdm(scheduler.timesteps, desc="sampling", file=sys.stderr, disable=not progress)):
         for r in range(passes):  # K > 1: re-noise x_{t-1} back to x_t and take the step again
@@ -437,36 +466,24 @@ def guided_sample(
                 with torch.no_grad():
                     x = renoise(scheduler, x_next, int(t), generators)
             look = noise_and_gradient(unet, classifier if guided else None, x, t, alphas_cumprod[t], settings)
-            eps, watch = look.eps, r == passes - 1 and (k % judge_every == 0 or k == steps - 1)
-            count["unet_forward"][k] += 1
-            if guided:
-                count["unet_backward"][k] += int(step.look == "x0_hat")
-
+            watch = r == passes - 1 and (k % judge_every == 0 or k == steps - 1)  # the instruments' steps
+            trace.count(k, unet_forward=1, unet_backward=int(guided and step.look == "x0_hat"))
             with torch.no_grad():
                 if judge is not None and watch:
-                    x0_seen = x0_estimate(x, eps, alphas_cumprod[t]).clamp(-1, 1).contiguous(memory_format=input_layout(judge))
-                    trace.judge_confidence[k] = F.softmax(judge(x0_seen).float(), dim=1)[:, settings.target].cpu()
-                x_next = scheduler.step(eps, t, x, generator=generators).prev_sample
+                    trace.record_judge(k, judge, x0_estimate(x, look.eps, alphas_cumprod[t]), settings.target)
+                x_next = scheduler.step(look.eps, t, x, generator=generators).prev_sample
             if not guided:
                 continue
             # outside no_grad: inner steps on x0 take classifier gradients
             shift, g, grad_norm, classifier_passes = guidance_shift(scheduler, classifier, look, t, settings,
                                                                     stabilise, k)
-            count["classifier_forward"][k] += classifier_passes
-            count["classifier_backward"][k] += classifier_passes
             x_next = x_next + shift  # prev_sample = mu + sigma z, so this is mu~ + sigma z
-            trace.grad_norm[k] = grad_norm.cpu()
-            trace.term_norm[k] = per_sample_norm(shift).cpu()
-            trace.eps_cosine[k] = F.cosine_similarity(g.flatten(1), eps.flatten(1), dim=1).cpu()
-            trace.staleness[k] = direction_cosine(g, look.g).cpu()
-            trace.spread[k] = direction_spread(g).cpu()
+            trace.count(k, classifier_forward=classifier_passes, classifier_backward=classifier_passes)
+            trace.record_step(k, look, g, shift, grad_norm)
             if reference is not None and watch:
-                x_leaf = x.detach().requires_grad_(True)
-                ref = classifier_gradient(reference, x_leaf, x_leaf, settings.target, "log_prob")
-                trace.informativeness[k] = direction_cosine(g, ref).cpu()
+                trace.record_informativeness(k, reference, x, g, settings.target)
         if guided:  # eq. 5 between the last passes of consecutive steps
-            if prev_g is not None:
-                trace.cosine[k] = F.cosine_similarity(g.flatten(1), prev_g.flatten(1), dim=1).cpu()
+            trace.record_stability(k, g, prev_g)
             prev_g = g
         x = x_next
     return x.detach(), trace
