@@ -21,7 +21,7 @@ rule replicate_figure:
 
 
 # The earlier default DDPMs' headline cell (docs/data/headline_by_ddpm.csv) joins this run's where the
-# run has it at their settings (gradcheck/plan.py's history_cell).
+# run has it at their settings (gradcheck/plan_studies.py's history_cell).
 HISTORY = plan.history_cell()
 
 

@@ -30,7 +30,7 @@ rule train_ddpm:
 
 
 # robust: trained on x_t (t uniform); nonrobust: on clean images; judge and features: clean, another
-# seed and architecture each (gradcheck/plan.py's CLASSIFIER_MODE says why).
+# seed and architecture each (gradcheck/plan_base.py's CLASSIFIER_MODE says why).
 rule train_classifier:
     input:
         data=plan.data,
