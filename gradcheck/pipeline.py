@@ -79,12 +79,12 @@ class GuidedDDPMPipeline(DiffusionPipeline):
         Args:
             classifier: the guide, images in [-1, 1] -> logits; None samples unguided (scale must be 0).
             target: the class index y the guidance pushes towards.
-            method: a name of :data:`gradcheck.settings.METHODS`: paper, mpgd, dps, freedom or backward
-                (docs/methods.md).
+            method: a name of :data:`gradcheck.settings.METHODS` (docs/methods.md).
             scale: the guidance scale s; 0 samples unguided.
             x0_hat: classify x0-hat (eq. 3) instead of x_t; None: True for every method but "paper"
                 (they all classify x0-hat), False for "paper".
-            stabiliser: "none", "adam" (eq. 4) or "ema<beta>", e.g. "ema0.9".
+            stabiliser: "none", "adam" (eq. 4, the paper's betas), "adam<beta1>_<beta2>" (e.g. "adam0_0.8")
+                or "ema<beta>" (e.g. "ema0.9").
             num_inference_steps: respaced sampling steps; None: every one of the scheduler's training
                 timesteps (diffusers' default of 1,000 would exceed a DDPM with T = 400).
             seeds: one seed per sample, each its own ``torch.Generator`` (``guidance.sample_generators``),

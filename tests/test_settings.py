@@ -80,6 +80,12 @@ def test_schema_lists_of_names_are_the_settings_allowed_values():
     assert tuple(schema_node("data.classes")["items"]["enum"]) == settings.BALLS
     assert tuple(schema_node("grid.classifiers")["items"]["enum"]) == settings.GUIDES
     assert schema_node("grid.stabilisers")["items"]["pattern"] == f"^({settings.STABILISER_PATTERN})$"
+    for key in ("methods.stabilisers", "ablation.stabilisers"):
+        assert schema_node(key)["items"]["pattern"] == f"^({settings.STABILISER_PATTERN})$", key
+    # the methods study's presets name a method of settings.METHODS; the study's stabiliser presets, the papers'
+    presets = schema_node("methods.presets")["additionalProperties"]["properties"]
+    assert tuple(presets["method"]["enum"]) == tuple(settings.METHODS)
+    assert schema_node("stabiliser_study.presets")["items"]["enum"] == list(settings.STABILISER_PRESETS)
 
 
 def test_cli_options_take_defaults_and_choices_from_settings():

@@ -15,10 +15,9 @@ GUIDANCE, SAMPLING = GuidanceSettings, SamplingSettings
 @option("--scale", type=float, required=True, help="guidance scale s (0: unguided)")
 @option("--x0-hat", type=boolean, setting=(GUIDANCE, "x0_hat"), help="classify the x0 estimate (eq. 3)")
 @option("--stabiliser", setting=(GUIDANCE, "stabiliser"),
-        help="none | adam (eq. 4) | ema<beta>, e.g. ema0.9: momentum of the classifier gradient")
+        help="none | adam (eq. 4, betas 0.9, 0.999) | adam<beta1>_<beta2>, e.g. adam0_0.8 | ema<beta>, e.g. ema0.9")
 @option("--method", choices=list(METHODS), setting=(GUIDANCE, "method"),
-        help="the guided step: paper (eq. 1-3, x_t or x0-hat as --x0-hat says), mpgd, dps, freedom, backward "
-             "(docs/methods.md)")
+        help="the guided step (docs/methods.md): paper is eq. 1-3, on x_t or x0-hat as --x0-hat says")
 @option("--recurrence", type=positive, help="passes per step, re-noising between them (default: the method's)")
 @option("--inner-steps", type=positive, help="gradient steps on x0-hat per pass (default: the method's)")
 @option("--judge", help="classifier (.pt) that scores x0_hat while sampling, never guiding")
