@@ -493,16 +493,27 @@ def sample_seeds(seeds: list[int], unet, scheduler, classifier, settings: Guidan
                  num_inference_steps: int | None, device, progress: bool = True,
                  judge: torch.nn.Module | None = None, judge_every: int = 1,
                  reference: torch.nn.Module | None = None) -> tuple[torch.Tensor, SamplingTrace]:
-    """Sample one image per seed in batches of ``batch_size``; the result does not depend on it."""
+    """Sample one image per seed in batches of ``batch_size``; the result does not depend on it. Images on the CPU."""
+    images, trace = sample_batches(sample_generators(seeds), batch_size, unet, scheduler, classifier, settings,
+                                   num_inference_steps, device, progress, judge, judge_every, reference)
+    return images.cpu(), trace
+
+
+def sample_batches(generators: list[torch.Generator], batch_size: int, unet, scheduler, classifier,
+                   settings: GuidanceSettings, num_inference_steps: int | None, device, progress: bool = True,
+                   judge: torch.nn.Module | None = None, judge_every: int = 1,
+                   reference: torch.nn.Module | None = None) -> tuple[torch.Tensor, SamplingTrace]:
+    """One image per generator (each sample's own), in batches of ``batch_size``, on ``device``."""
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    shape = (unet.config.in_channels, unet.config.sample_size, unet.config.sample_size)
+    size = unet.config.sample_size
+    shape = (unet.config.in_channels, *((size, size) if isinstance(size, int) else size))
     images, traces = [], []
-    for i in range(0, len(seeds), batch_size):
-        gens = sample_generators(seeds[i:i + batch_size])
-        noise = initial_noise(gens, shape, device)
-        x, trace = guided_sample(unet, scheduler, classifier, noise, settings, gens, num_inference_steps, progress,
-                                 judge=judge, judge_every=judge_every, reference=reference)
-        images.append(x.cpu())
+    for i in range(0, len(generators), batch_size):
+        gens = generators[i:i + batch_size]
+        x, trace = guided_sample(unet, scheduler, classifier, initial_noise(gens, shape, device), settings, gens,
+                                 num_inference_steps, progress, judge=judge, judge_every=judge_every,
+                                 reference=reference)
+        images.append(x)
         traces.append(trace)
     return torch.cat(images), SamplingTrace.concat(traces)

@@ -17,7 +17,7 @@ import torch
 from diffusers import DDPMScheduler, UNet2DModel
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline, ImagePipelineOutput
 
-from .guidance import SamplingTrace, guided_sample, initial_noise, sample_generators
+from .guidance import SamplingTrace, sample_batches, sample_generators
 from .settings import GuidanceSettings
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
@@ -118,51 +118,14 @@ class GuidedDDPMPipeline(DiffusionPipeline):
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
 
-        if seeds is not None and generator is not None:
-            raise ValueError("pass seeds or generator, not both")
-        if seeds is not None:
-            if len(seeds) == 0:
-                raise ValueError("seeds is empty: give at least one seed")
-            generators, chunk = sample_generators(list(seeds)), batch_size
-        elif generator is not None:
-            if isinstance(generator, torch.Generator):
-                if batch_size != 1:
-                    raise ValueError("the guided sampler needs one torch.Generator per sample: pass generator as a "
-                                     f"list of {batch_size}, or seeds")
-                generator = [generator]
-            generators = list(generator)
-            if batch_size not in (1, len(generators)):
-                raise ValueError(f"{len(generators)} generators for a batch_size of {batch_size}")
-            chunk = len(generators)
-        else:
-            generators = sample_generators(list(range(batch_size)))
-            chunk = batch_size
-
+        generators, chunk = _generators(seeds, generator, batch_size)
         device = self._execution_device
-        sample_size = self.unet.config.sample_size
-        size = (sample_size, sample_size) if isinstance(sample_size, int) else tuple(sample_size)
-        shape = (self.unet.config.in_channels, *size)
         progress = progress and not getattr(self, "_progress_bar_config", {}).get("disable", False)
-
         if classifier is not None:  # before any UNet pass: a target the classifier has no logit for
-            with torch.no_grad():
-                classes = classifier(torch.zeros(2, *shape, device=device)).shape[-1]
-            if target >= classes:
-                raise ValueError(f"target {target} is not a class of this classifier: it has {classes} "
-                                 f"(0 .. {classes - 1})")
-
+            _check_target(classifier, target, self.unet, device)
         # no torch.no_grad here: the guidance takes gradients (the sampler disables them where it can)
-        images, traces = [], []
-        for i in range(0, len(generators), chunk):
-            gens = generators[i:i + chunk]
-            noise = initial_noise(gens, shape, device)
-            x, trace = guided_sample(self.unet, self.scheduler, classifier, noise, settings, gens,
-                                     num_inference_steps, progress, judge=judge, judge_every=judge_every,
-                                     reference=reference)
-            images.append(x)
-            traces.append(trace)
-        image = torch.cat(images) if len(images) > 1 else images[0]
-        trace = SamplingTrace.concat(traces) if len(traces) > 1 else traces[0]
+        image, trace = sample_batches(generators, chunk, self.unet, self.scheduler, classifier, settings,
+                                      num_inference_steps, device, progress, judge, judge_every, reference)
 
         if output_type != "latent":  # as DDPMPipeline converts
             image = (image / 2 + 0.5).clamp(0, 1)
@@ -175,3 +138,35 @@ class GuidedDDPMPipeline(DiffusionPipeline):
         if not return_dict:
             return image, trace
         return GuidedPipelineOutput(images=image, trace=trace)
+
+
+def _generators(seeds, generator, batch_size) -> tuple[list[torch.Generator], int]:
+    """(one generator per sample, the batch): from ``seeds``, from ``generator`` (one per sample, one batch), or
+    seeds 0 .. batch_size - 1."""
+    if seeds is not None and generator is not None:
+        raise ValueError("pass seeds or generator, not both")
+    if seeds is not None:
+        if len(seeds) == 0:
+            raise ValueError("seeds is empty: give at least one seed")
+        return sample_generators(list(seeds)), batch_size
+    if generator is None:
+        return sample_generators(list(range(batch_size))), batch_size
+    if isinstance(generator, torch.Generator):
+        if batch_size != 1:
+            raise ValueError("the guided sampler needs one torch.Generator per sample: pass generator as a "
+                             f"list of {batch_size}, or seeds")
+        generator = [generator]
+    generators = list(generator)
+    if batch_size not in (1, len(generators)):
+        raise ValueError(f"{len(generators)} generators for a batch_size of {batch_size}")
+    return generators, len(generators)
+
+
+def _check_target(classifier, target: int, unet, device) -> None:
+    """Refuse a target the classifier has no logit for, with one small forward pass and no UNet pass."""
+    size = unet.config.sample_size
+    shape = (unet.config.in_channels, *((size, size) if isinstance(size, int) else size))
+    with torch.no_grad():
+        classes = classifier(torch.zeros(2, *shape, device=device)).shape[-1]
+    if target >= classes:
+        raise ValueError(f"target {target} is not a class of this classifier: it has {classes} (0 .. {classes - 1})")
