@@ -266,7 +266,7 @@ def sensitivity_figure(frame: pd.DataFrame, headline: tuple, paper: float, path:
         ax.minorticks_off()
         ax.set(xlabel="guidance scale s", ylim=(-3, 103))
         ax.set_title(f"x0-hat + ADAM against s, `{sweep.variant.iloc[0]}` settings", fontsize=9)
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3)  # below the x label
         ax.grid(alpha=0.3)
     else:
         ax.axis("off")
