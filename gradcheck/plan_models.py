@@ -48,8 +48,24 @@ class ModelsPlan:
                 replicate = int(part[1:])
         return base, timesteps, replicate
 
+    def ddpm_replicate(self, replicate):
+        """The DDPM that training replicate ``replicate`` samples with: its own (``replicate_ddpm: true``), or
+        replicate 0's, which every replicate's guides share (the guides carry the spread: docs/spread.md). A
+        brought DDPM is one DDPM."""
+        return replicate if self.cfg["replicate_ddpm"] and not self.brought("ddpm") else 0
+
+    @property
+    def ddpm_replicates(self):
+        """The DDPM replicates the run trains: every replicate's, or replicate 0's alone."""
+        return sorted({self.ddpm_replicate(r) for r in self.replicates})
+
     def ddpm_path(self, timesteps=None, replicate=0):
-        return "results/models/" + self.model_name("ddpm", timesteps, replicate)
+        """The DDPM that training replicate ``replicate`` samples with."""
+        return self.ddpm_replicate_path(timesteps, self.ddpm_replicate(replicate))
+
+    def ddpm_replicate_path(self, timesteps=None, ddpm_replicate=0):
+        """The DDPM trained from replicate ``ddpm_replicate``'s seed, whether or not the grid samples with it."""
+        return "results/models/" + self.model_name("ddpm", timesteps, ddpm_replicate)
 
     def classifier_path(self, name, timesteps=None, replicate=0):
         return f"results/models/{self.model_name(name, timesteps, replicate)}.pt"
@@ -61,7 +77,7 @@ class ModelsPlan:
 
     def run_models(self):
         """name -> file of every model the run uses: each replicate's DDPM and guides, the judge, the features."""
-        models = {self.model_name("ddpm", replicate=r): self.ddpm_path(replicate=r) for r in self.replicates}
+        models = {self.model_name("ddpm", replicate=d): self.ddpm_replicate_path(ddpm_replicate=d) for d in self.ddpm_replicates}
         for base in GUIDES:
             models |= {self.model_name(base, replicate=r): self.classifier_path(base, replicate=r) for r in self.replicates}
         models["judge"] = JUDGE
@@ -76,7 +92,7 @@ class ModelsPlan:
     def replicate_record(self):
         """Every training replicate's seeds, as the run record keeps them."""
         seeds = self.cfg["classifiers"]["seeds"]
-        return [{"replicate": r, "ddpm_seed": replicate_seeds([self.cfg["ddpm"]["seed"]], r)[0],
+        return [{"replicate": r, "ddpm_seed": replicate_seeds([self.cfg["ddpm"]["seed"]], self.ddpm_replicate(r))[0],
                  **{f"{base}_seed": replicate_seeds([seeds[base]], r)[0] for base in GUIDES},
                  "sampling_seeds": replicate_seeds(self.cfg["sampling"]["seeds"], r)} for r in self.replicates]
 

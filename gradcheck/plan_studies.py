@@ -128,12 +128,12 @@ class SpreadPlan:
 
     def spread_cells(self):
         """(DDPM replicate, guide replicate, samples file) of every pair on the headline cell: the grid's own
-        file where both are one replicate's, a spread job's otherwise."""
+        file where the grid samples that pair (one replicate's DDPM, guide and seeds), a spread job's otherwise."""
         if len(self.replicates) < 2:
             raise ValueError(f"results/spread.csv crosses the replicates' DDPMs and guides: it needs replicates >= 2, "
                              f"got {len(self.replicates)}")
         cell = HEADLINE_CELL | {"scale": self.scale}
-        return [(d, g, SAMPLES.format(**cell, rep=rep_suffix(d)) if d == g
+        return [(d, g, SAMPLES.format(**cell, rep=rep_suffix(d)) if d == g and self.ddpm_replicate(g) == d
                  else SPREAD_SAMPLES.format(**cell, ddpm_rep=d, guide_rep=g))
                 for d in self.replicates for g in self.replicates]
 

@@ -1,9 +1,10 @@
 # The unconditional DDPM's own quality, apart from any guide: the judge's class mix and the
 # FID of s = 0 samples (the cells' seeds) at every training snapshot and the final weights,
-# for every replicate's DDPM; results/ddpm.csv has one row per replicate and snapshot.
+# for every DDPM the run trains (replicate 0's alone where the replicates share it); results/ddpm.csv has one
+# row per DDPM replicate and snapshot.
 rule ddpm_quality:
     input:
-        ddpm=lambda w: plan.ddpm_path(replicate=rep_index(w.rep)),
+        ddpm=lambda w: plan.ddpm_replicate_path(ddpm_replicate=rep_index(w.rep)),
         judge=JUDGE,
         features=plan.fid_inputs(),
         data=plan.data,
@@ -30,7 +31,7 @@ rule ddpm_quality:
 rule ddpm_summary:
     localrule: True  # torch-free, seconds: on the submitting host under a cluster executor
     input:
-        [f"results/ddpm_quality/ddpm{rep_suffix(r)}.csv" for r in plan.replicates],
+        [f"results/ddpm_quality/ddpm{rep_suffix(d)}.csv" for d in plan.ddpm_replicates],
     output:
         csv="results/ddpm.csv",
         figure=report(

@@ -1,6 +1,8 @@
 # Where the replicates' spread comes from (not in the default run): the headline cell sampled for every
 # replicate's DDPM with every replicate's guide, each DDPM from its own seeds, so the guides of one DDPM
-# start from the same noise. The diagonal pairs are the grid's own samples; the others are new jobs.
+# start from the same noise. Where the grid's replicates have their own DDPMs (replicate_ddpm: true) the
+# diagonal pairs are the grid's own samples; otherwise only DDPM 0 with guide 0 is, and the study trains the
+# other replicates' DDPMs.
 #   snakemake results/spread.csv --cores all
 
 from gradcheck.plan import SPREAD_SAMPLES
@@ -15,7 +17,7 @@ wildcard_constraints:
 
 use rule sample_cell as sample_spread_cell with:
     input:
-        ddpm=lambda w: plan.ddpm_path(replicate=int(w.ddpm_rep)),
+        ddpm=lambda w: plan.ddpm_replicate_path(ddpm_replicate=int(w.ddpm_rep)),
         classifier=lambda w: plan.classifier_path(w.classifier, replicate=int(w.guide_rep)),
         judge=JUDGE,
         reference=lambda w: plan.reference_path(replicate=int(w.ddpm_rep)),

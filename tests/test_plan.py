@@ -30,7 +30,7 @@ def test_default_grid_is_the_papers_eight_cells_and_the_ablation_four():
 
 
 def test_model_names_round_trip_and_only_trained_models_are_replicated():
-    p = plan({"replicates": 3})
+    p = plan({"replicates": 3, "replicate_ddpm": True})
     for name, parsed in [("ddpm", ("ddpm", 400, 0)), ("robust_T25_r2", ("robust", 25, 2)),
                          ("nonrobust_r1", ("nonrobust", 400, 1)), ("judge", ("judge", 400, 0))]:
         assert p.parse_model(name) == parsed
@@ -42,6 +42,21 @@ def test_model_names_round_trip_and_only_trained_models_are_replicated():
                                    "nonrobust_r1", "nonrobust_r2", "judge", "features"}
 
 
+def test_replicates_share_one_ddpm_unless_replicate_ddpm_is_set():
+    p = plan({"replicates": 3})
+    assert p.ddpm_replicates == [0] and {p.ddpm_path(replicate=r) for r in range(3)} == {"results/models/ddpm"}
+    assert {name for name in p.run_models() if name.startswith("ddpm")} == {"ddpm"}
+    assert [r["ddpm_seed"] for r in p.replicate_record()] == [0, 0, 0]
+    assert [r["robust_seed"] for r in p.replicate_record()] == [1, 1001, 2001]
+    # the spread study trains the other DDPMs itself: only (DDPM 0, guide 0) is a grid cell
+    assert p.ddpm_replicate_path(ddpm_replicate=2) == "results/models/ddpm_r2"
+    grid_pairs = [(d, g) for d, g, path in p.spread_cells() if "/spread/" not in path]
+    assert grid_pairs == [(0, 0)]
+    own = plan({"replicates": 3, "replicate_ddpm": True})
+    assert own.ddpm_replicates == [0, 1, 2] and own.ddpm_path(replicate=2) == "results/models/ddpm_r2"
+    assert [(d, g) for d, g, path in own.spread_cells() if "/spread/" not in path] == [(0, 0), (1, 1), (2, 2)]
+
+
 def test_a_brought_model_is_not_replicated(tmp_path):
     p = Plan.__new__(Plan)  # the naming alone: no file to check
     p.cfg = load_config({"replicates": 2, "classifiers": {"robust": {"pretrained": str(tmp_path / "r.pt")}}})
@@ -49,7 +64,7 @@ def test_a_brought_model_is_not_replicated(tmp_path):
 
 
 def test_replicate_seeds_are_distinct_and_recorded():
-    p = plan({"replicates": 3, "sampling": {"seeds": [0, 1, 2]}})
+    p = plan({"replicates": 3, "replicate_ddpm": True, "sampling": {"seeds": [0, 1, 2]}})
     record = p.replicate_record()
     assert [r["ddpm_seed"] for r in record] == [0, 1000, 2000]
     assert [r["nonrobust_seed"] for r in record] == [2, 1002, 2002]

@@ -218,6 +218,22 @@ def test_the_headline_figure_draws_the_variant_only_beside_comparable_ddpms(tmp_
     assert "sensitivity variant" not in kw["title"]
 
 
+def test_replicates_that_share_one_ddpm_all_sit_at_its_fid_ratio(tmp_path, monkeypatch):
+    from gradcheck import plots
+    from gradcheck.cli import main
+
+    drawn = []
+    monkeypatch.setattr(plots, "headline_fid_figure", lambda frame, out, **kw: drawn.append((frame, kw)))
+    cell = {"scale": 0.5, "per_replicate": [{"replicate": r, "judge_accuracy": a} for r, a in enumerate([0.8, 0.3, 0.4])]}
+    (tmp_path / "cell.json").write_text(json.dumps(cell))
+    _final().iloc[:1].assign(final="true").to_csv(tmp_path / "ddpm.csv", index=False)
+    assert main(["figure-headline", "--metrics", str(tmp_path / "cell.json"), "--ddpm", str(tmp_path / "ddpm.csv"),
+                 "--out", str(tmp_path / "fid.png")]) == 0
+    frame, kw = drawn.pop()
+    assert list(frame.fid_ratio) == [0.5] * 3 and list(frame.judge_accuracy) == [0.8, 0.3, 0.4]
+    assert "one DDPM for all 3 replicates" in kw["note"]
+
+
 def test_a_save_that_fails_midway_leaves_nothing(tmp_path, monkeypatch):
     from matplotlib.figure import Figure
 

@@ -1,5 +1,6 @@
 """Training replicates end to end: the tiny run, grown from 1 to 2 replicates, trains and samples only
-the new replicate, pools both in Table 1 and the verdicts, and records every replicate's seeds."""
+the new replicate's guides and cells (the replicates share the DDPM unless replicate_ddpm is set), pools
+both in Table 1 and the verdicts, and records every replicate's seeds."""
 
 import json
 import re
@@ -45,7 +46,7 @@ def grown(run, tmp_path_factory):
 def test_a_new_replicate_trains_and_samples_only_its_own_models(grown):
     _, plan = grown
     trained = jobs(plan, "train_ddpm") + jobs(plan, "train_classifier")
-    assert sorted(trained) == ["ddpm=ddpm_r1", "model=nonrobust_r1", "model=robust_r1"]  # no judge, no features
+    assert sorted(trained) == ["model=nonrobust_r1", "model=robust_r1"]  # no DDPM, no judge, no features
     sampled = jobs(plan, "sample_cell")
     assert sampled and all(w.endswith("rep=_r1") for w in sampled), sampled
 
@@ -53,13 +54,13 @@ def test_a_new_replicate_trains_and_samples_only_its_own_models(grown):
 def test_replicates_have_their_own_seeds_and_weights(grown):
     workdir, _ = grown
     record = json.loads((workdir / "results/run_record.json").read_text())
-    assert [r["ddpm_seed"] for r in record["replicates"]] == [0, 1000]
+    assert [r["ddpm_seed"] for r in record["replicates"]] == [0, 0]  # one DDPM, shared
     assert [r["robust_seed"] for r in record["replicates"]] == [1, 1001]
     assert [r["sampling_seeds"] for r in record["replicates"]] == [[0, 1], [1000, 1001]]
-    training = json.loads((workdir / "results/models/ddpm_r1/training.json").read_text())
-    assert training["config"]["seed"] == 1000
+    training = json.loads((workdir / "results/models/robust_r1.json").read_text())
+    assert training["config"]["seed"] == 1001
     models = record["models"]
-    assert models["ddpm"]["sha256"] != models["ddpm_r1"]["sha256"]
+    assert "ddpm_r1" not in models and not (workdir / "results/models/ddpm_r1").exists()
     assert models["robust"]["sha256"] != models["robust_r1"]["sha256"]
     with np.load(workdir / "results/samples/robust/x0-false_none_s-5_r1.npz") as cell:
         assert cell["seeds"][0] == 1000 * 1_000_000  # sample 0 of sampling seed 1000
@@ -84,7 +85,7 @@ def test_table_and_verdicts_pool_both_replicates(grown, run):
     classifiers = pd.read_csv(workdir / "results/classifiers.csv")
     assert set(classifiers.classifier) == {"robust", "robust_r1", "nonrobust", "nonrobust_r1", "judge", "features"}
     ddpm = pd.read_csv(workdir / "results/ddpm.csv")
-    assert set(ddpm.replicate) == {0, 1} and ddpm.groupby("replicate").final.sum().tolist() == [1, 1]
+    assert set(ddpm.replicate) == {0} and ddpm.final.sum() == 1  # the one DDPM's quality
 
 
 def test_a_third_replicate_plans_only_its_own_jobs(grown):
@@ -94,9 +95,19 @@ def test_a_third_replicate_plans_only_its_own_jobs(grown):
                     metrics={"fid_features": "features", "fid_n": 6, "n_boot": 100})
     plan = snakemake(workdir, "-n", *TARGETS, configfile=[TINY, three])
     trained = jobs(plan, "train_ddpm") + jobs(plan, "train_classifier")
-    assert sorted(trained) == ["ddpm=ddpm_r2", "model=nonrobust_r2", "model=robust_r2"]
+    assert sorted(trained) == ["model=nonrobust_r2", "model=robust_r2"]
     assert all(w.endswith("rep=_r2") for w in jobs(plan, "sample_cell"))
     assert planned_rules(plan) >= {"evaluate_cell", "table1", "findings"}  # the pooled outputs, of course
+
+
+def test_replicate_ddpm_trains_each_replicates_ddpm_and_resamples_only_its_cells(grown):
+    workdir, _ = grown
+    own = overlay(workdir.parent, 2, "own", grid={"stabilisers": ["none", "adam"]}, replicate_ddpm=True)
+    plan = snakemake(workdir, "-n", *TARGETS, configfile=[TINY, own])
+    assert jobs(plan, "train_ddpm") == ["ddpm=ddpm_r1"] and jobs(plan, "train_classifier") == []
+    sampled = jobs(plan, "sample_cell")
+    assert sampled and all(w.endswith("rep=_r1") for w in sampled), sampled
+    assert jobs(plan, "ddpm_quality") == ["rep=_r1"]
 
 
 @pytest.mark.parametrize("value", [0, -1, 1.5, "three"])

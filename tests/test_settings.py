@@ -48,7 +48,7 @@ def test_every_schema_default_of_a_settings_key_is_checked():
     """A schema default without a settings field would be a second home: every one is a field's, or the
     workflow's own (where no class reads it)."""
     keys = {key for key, *_ in config_fields()}
-    workflow_only = {"device", "replicates", "threads_per_job", "data.source", "data.folder", "ddpm.pretrained",
+    workflow_only = {"device", "replicates", "replicate_ddpm", "threads_per_job", "data.source", "data.folder", "ddpm.pretrained",
                      "classifiers.judge_architecture", "classifiers.features_architecture", "classifiers.seeds.features",
                      "guidance"}
 

@@ -170,8 +170,8 @@ def figure_classifiers(a):
     write_text(a.csv, "\n".join(lines) + "\n")
 
 
-@command("ddpm-summary", help="results/ddpm.csv and its figure from every replicate's ddpm-quality CSV")
-@option("--csv", nargs="+", required=True, help="ddpm-quality CSVs, one per training replicate, in order")
+@command("ddpm-summary", help="results/ddpm.csv and its figure from every DDPM's ddpm-quality CSV")
+@option("--csv", nargs="+", required=True, help="ddpm-quality CSVs, one per DDPM replicate, in order")
 @option("--out", required=True, help="output CSV: the rows of all, with a replicate column")
 @option("--figure", required=True, help="output PNG: FID ratio and class mix against training step")
 def ddpm_summary(a):
@@ -212,7 +212,8 @@ def figure_replicates(a):
 
 @command("figure-headline", help="the headline cell's judge accuracy against each DDPM's FID ratio")
 @option("--metrics", required=True, help="the headline cell's JSON from evaluate (non-robust, x0-hat + ADAM)")
-@option("--ddpm", required=True, help="results/ddpm.csv from ddpm-summary: each replicate's FID ratio")
+@option("--ddpm", required=True, help="results/ddpm.csv from ddpm-summary: each replicate's FID ratio, or the one "
+        "DDPM's that every replicate shares")
 @option("--earlier", help="CSV of earlier DDPMs' headline cells (label, source, fid_ratio, judge_accuracy, "
         "judge_accuracy_low, judge_accuracy_high, features, samples), drawn hollow where their FID ratio was "
         "measured on this run's feature network and number of samples")
@@ -241,8 +242,13 @@ def figure_headline(a):
             log.warning("%s", note)
     cell = read_cell(metrics, needs="per_replicate")
     suffix = f", {variant}" if variant else ""
+    shared = len(final) == 1 and len(cell["per_replicate"]) > 1  # replicate_ddpm: false, one DDPM for every guide
+    if shared:
+        note = "; ".join(filter(None, [note, f"one DDPM for all {len(cell['per_replicate'])} replicates: "
+                                       "the vertical spread is the guides'"]))
     frame = pd.DataFrame([{"label": f"replicate {r['replicate']}{suffix}", "source": "this run",
-                           "fid_ratio": float(final.loc[r["replicate"], "fid_ratio"]),
+                           "fid_ratio": float(final["fid_ratio"].iloc[0] if shared
+                                              else final.loc[r["replicate"], "fid_ratio"]),
                            "judge_accuracy": r["judge_accuracy"], "judge_accuracy_low": float("nan"),
                            "judge_accuracy_high": float("nan")} for r in cell["per_replicate"]])
     if earlier is not None:
