@@ -8,7 +8,7 @@ x0-hat preset with the same stabiliser (the cells start from the same noise, sam
 Scales follow one rule. Every preset whose step is eq. 2's takes grid.scale, which the ablation
 chose (the lowest FID on the feature network, never the judge); one s means the same mean shift in
 each of them (gradcheck.guidance.guidance_shift). DPS's step, s grad log p / |log p|, is in other
-units, so it is sampled at methods.dps_scales and the same rule picks its s: the lowest FID of its
+units, so its preset lists scales of its own and the same rule picks its s: the lowest FID of its
 unstabilised cell. Torch-free.
 """
 
@@ -44,7 +44,8 @@ def parse_cells(specs: list[str]) -> list[tuple[str, str, str, str]]:
 
 
 def choose_scales(rows: list[dict]) -> dict[str, float]:
-    """preset -> its scale: the only one it was sampled at, or (DPS) the lowest FID of its unstabilised cells."""
+    """preset -> its scale: the only one it was sampled at, or (its own scales) the lowest FID of its
+    unstabilised cells."""
     chosen = {}
     for preset in dict.fromkeys(r["preset"] for r in rows):
         scales = sorted({r["scale"] for r in rows if r["preset"] == preset})

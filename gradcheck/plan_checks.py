@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .plan_base import BASELINE, data_class_counts, replicate_seeds, sweep_variant
-from .settings import REPLICATE_STRIDE, ROLES, linear_beta_range, unet_config
+from .settings import OWN_SCALE_STEP_RULES, REPLICATE_STRIDE, ROLES, linear_beta_range, unet_config
 
 
 class ConfigChecks:
@@ -111,9 +111,13 @@ class ConfigChecks:
                 raise ValueError(f"config: methods.presets.{name}.x0 is false, but method {preset['method']!r} "
                                  "classifies x0-hat")
             try:
-                self.method_settings(name, "none")
+                rule = self.method_settings(name, "none").step.step_rule
             except ValueError as err:
                 raise ValueError(f"config: methods.presets.{name}: {err}") from None
+            if rule in OWN_SCALE_STEP_RULES and "scales" not in preset:
+                raise ValueError(f"config: methods.presets.{name}: its step ({rule!r}) is in other units than "
+                                 f"grid.scale's, so it needs scales of its own (methods.presets.{name}.scales; the "
+                                 "lowest FID is kept)")
             steps = self.method_steps(name)
             if steps not in (None, "all") and steps > self.cfg["ddpm"]["timesteps"]:
                 raise ValueError(f"config: methods.presets.{name}.steps ({steps}) exceeds ddpm.timesteps "

@@ -85,10 +85,8 @@ class MethodsPlan:
         return self.methods["presets"][preset].get("steps", self.methods["steps"])
 
     def method_scales(self, preset):
-        """The scales a preset is sampled at: DPS's own list (the lowest FID chosen), else the grid's s."""
-        if self.methods["presets"][preset]["method"] == "dps":
-            return [fmt_scale(s) for s in self.methods["dps_scales"]]
-        return [self.scale]
+        """The scales a preset is sampled at: its own list (the lowest FID chosen), else the grid's s."""
+        return [fmt_scale(s) for s in self.methods["presets"][preset].get("scales", [])] or [self.scale]
 
     def method_cells(self):
         """(preset, stabiliser, scale) of every cell of the study, the robust baseline first."""

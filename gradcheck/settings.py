@@ -55,6 +55,8 @@ STABILISER_PRESETS = {
 LOOKS = ("x_t", "x0_hat", "x0_detached")  # x_t; x0-hat with the gradient through the UNet; x0-hat detached
 LANDS = ("mean", "x0")  # the mean of x_{t-1} (eq. 1), or x0-hat before the posterior step (MPGD)
 STEP_RULES = ("eq2", "fixed", "dps")  # s sigma^2 g normalised to ||eps|| (eq. 2); s sigma^2 g; s g / |loss| (DPS)
+# Step rules whose s is in other units than grid.scale's: a methods preset with one lists its own scales
+OWN_SCALE_STEP_RULES = ("dps",)
 
 # The paper's headline cell, Table 1's best (the non-robust guide on x0-hat with ADAM), and its accuracy there
 HEADLINE = ("nonrobust", True, "adam")  # (classifier, x0-hat, stabiliser)
@@ -375,8 +377,6 @@ class MethodsStudySettings:
     steps: int | None = config_key("methods.steps", default=200)  # respaced, so that twice the steps fit T = 400
     num_samples: int = config_key("methods.num_samples", default=32)
     seeds: tuple[int, ...] = config_key("methods.seeds", default=(0,))
-    # DPS's s (its step s grad log p / |log p| is in other units than eq. 2's): the lowest FID chosen
-    dps_scales: tuple[float, ...] = config_key("methods.dps_scales", default=(0.02, 0.05, 0.1))
 
 
 SETTINGS_CLASSES = (DataSettings, UNetConfig, DDPMTrainConfig, ClassifierTrainConfig, GuidanceSettings,

@@ -98,6 +98,7 @@ def test_methods_target_builds_every_preset_with_its_compute(run, tmp_path):
 @pytest.mark.parametrize("preset, key", [
     ({"method": "langevin"}, "method"),
     ({"method": "freedom", "recurrence": -1}, "recurrence"),
+    ({"method": "dps", "scales": ["big"]}, "scales"),
     ({"method": "backward", "inner_steps": 1.5}, "inner_steps"),
 ])
 def test_bad_preset_stops_before_any_job_naming_the_key(tmp_path, preset, key):
@@ -112,7 +113,7 @@ def test_bad_preset_stops_before_any_job_naming_the_key(tmp_path, preset, key):
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"dps_scales": ["big"]}, "dps_scales"),
+    ({"presets": {"dps": {"method": "dps"}}}, "methods.presets.dps: its step ('dps') is in other units"),
     ({"presets": {"mpgd": {"method": "mpgd", "x0": False}}}, "methods.presets.mpgd.x0 is false"),
     ({"presets": {"x_t": {"method": "paper", "x0": False, "inner_steps": 3}}},
      "methods.presets.x_t: inner_steps above 1 optimise x0-hat"),
