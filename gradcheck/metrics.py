@@ -15,8 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchmetrics.image.fid import FrechetInceptionDistance
-from torchmetrics.image.kid import KernelInceptionDistance
 
 from .checkpoint import CheckpointError
 from .classifier import pooled_feature_extractor
@@ -86,6 +84,8 @@ def _fill(metric, real: np.ndarray, fake: np.ndarray, batch_size: int):
 @torch.no_grad()
 def frechet_distance(real: np.ndarray, fake: np.ndarray, feature: torch.nn.Module, batch_size: int = 64) -> float:
     """FID between two sets of NHWC uint8 images, through torchmetrics."""
+    from torchmetrics.image.fid import FrechetInceptionDistance  # here: torchmetrics and SciPy take 0.8 s to import,
+    # which every sampling job (it needs only uint8_images) would pay
     return float(_fill(FrechetInceptionDistance(feature=feature, normalize=False), real, fake, batch_size).compute())
 
 
@@ -97,6 +97,8 @@ def kernel_inception_distance(real: np.ndarray, fake: np.ndarray, feature: torch
     One subset of min(len(real), len(fake)) images: with equal set sizes that subset is
     every image, so the value is the full unbiased estimate and needs no random draw.
     """
+    from torchmetrics.image.kid import KernelInceptionDistance
+
     subset = min(len(real), len(fake))
     if subset < 2:
         raise ValueError(f"KID needs at least 2 images per side, got {len(real)} real and {len(fake)} fake")
