@@ -263,20 +263,23 @@ def direction_cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     below 1e-8 are common late in sampling) would read as nearly orthogonal to itself. Dividing
     by the largest entry first keeps the norms at least 1 and the squares from underflowing.
     """
-    a, b = a.flatten(1), b.flatten(1)
-    a_max, b_max = a.abs().amax(1, keepdim=True), b.abs().amax(1, keepdim=True)
-    cos = F.cosine_similarity(a / a_max.clamp(min=torch.finfo(a.dtype).tiny),
-                              b / b_max.clamp(min=torch.finfo(b.dtype).tiny), dim=1)
+    (a, a_max), (b, b_max) = _max_scaled(a), _max_scaled(b)
+    cos = F.cosine_similarity(a, b, dim=1)
     return torch.where(((a_max > 0) & (b_max > 0)).flatten(), cos, torch.nan)
+
+
+def _max_scaled(d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(each sample's flattened direction divided by its largest entry, that entry): norms of at least 1."""
+    d = d.flatten(1)
+    d_max = d.abs().amax(1, keepdim=True)
+    return d / d_max.clamp(min=torch.finfo(d.dtype).tiny), d_max
 
 
 def direction_spread(d: torch.Tensor) -> torch.Tensor:
     """Per sample ||d||_1 / (sqrt(n) ||d||_2): 1 when every entry has the same size (a sign vector), 1/sqrt(n)
     for one non-zero entry; NaN for a zero direction. Divided by the largest entry first, as in
     :func:`direction_cosine`, so that tiny late-sampling directions do not underflow."""
-    d = d.flatten(1)
-    d_max = d.abs().amax(1, keepdim=True)
-    unit = d / d_max.clamp(min=torch.finfo(d.dtype).tiny)
+    unit, d_max = _max_scaled(d)
     spread = unit.abs().sum(1) / (unit.shape[1] ** 0.5 * unit.norm(dim=1))
     return torch.where(d_max.flatten() > 0, spread, torch.nan)
 
@@ -499,6 +502,12 @@ def sample_seeds(seeds: list[int], unet, scheduler, classifier, settings: Guidan
     return images.cpu(), trace
 
 
+def sample_shape(unet) -> tuple[int, ...]:
+    """(channels, height, width) of one of the UNet's samples (sample_size is an int or a pair)."""
+    size = unet.config.sample_size
+    return (unet.config.in_channels, *((size, size) if isinstance(size, int) else size))
+
+
 def sample_batches(generators: list[torch.Generator], batch_size: int, unet, scheduler, classifier,
                    settings: GuidanceSettings, num_inference_steps: int | None, device, progress: bool = True,
                    judge: torch.nn.Module | None = None, judge_every: int = 1,
@@ -506,8 +515,7 @@ def sample_batches(generators: list[torch.Generator], batch_size: int, unet, sch
     """One image per generator (each sample's own), in batches of ``batch_size``, on ``device``."""
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    size = unet.config.sample_size
-    shape = (unet.config.in_channels, *((size, size) if isinstance(size, int) else size))
+    shape = sample_shape(unet)
     images, traces = [], []
     for i in range(0, len(generators), batch_size):
         gens = generators[i:i + batch_size]

@@ -17,7 +17,7 @@ import torch
 from diffusers import DDPMScheduler, UNet2DModel
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline, ImagePipelineOutput
 
-from .guidance import SamplingTrace, sample_batches, sample_generators
+from .guidance import SamplingTrace, sample_batches, sample_generators, sample_shape
 from .settings import GuidanceSettings
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
@@ -164,9 +164,7 @@ def _generators(seeds, generator, batch_size) -> tuple[list[torch.Generator], in
 
 def _check_target(classifier, target: int, unet, device) -> None:
     """Refuse a target the classifier has no logit for, with one small forward pass and no UNet pass."""
-    size = unet.config.sample_size
-    shape = (unet.config.in_channels, *((size, size) if isinstance(size, int) else size))
     with torch.no_grad():
-        classes = classifier(torch.zeros(2, *shape, device=device)).shape[-1]
+        classes = classifier(torch.zeros(2, *sample_shape(unet), device=device)).shape[-1]
     if target >= classes:
         raise ValueError(f"target {target} is not a class of this classifier: it has {classes} (0 .. {classes - 1})")
