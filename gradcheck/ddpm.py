@@ -140,21 +140,7 @@ def train_ddpm(
     snapshot_dir = work_dir / SNAPSHOTS
     # A checkpoint is only resumed for the very same settings and data.
     identity = {"config": asdict(cfg), "image_size": image_size, "data": _fingerprint(images)}
-    start = 0
-    state = load_torch(ckpt_path, "ddpm-train") if ckpt_path.exists() else None
-    if state is not None and state.get("identity") == identity:
-        unet.load_state_dict(state["unet"])
-        optimizer.load_state_dict(state["optimizer"])
-        lr_schedule.load_state_dict(state["lr_schedule"])
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
-        start = state["step"]
-        log.info("resuming DDPM training from step %d (%s)", start, ckpt_path)
-    else:
-        if state is not None:
-            log.warning("%s is for other settings or data; starting afresh", ckpt_path)
-        loss_log.unlink(missing_ok=True)
-        shutil.rmtree(snapshot_dir, ignore_errors=True)
+    start = _resume(ckpt_path, identity, unet, optimizer, lr_schedule, ema, loss_log, snapshot_dir)
     if ema is not None:
         ema.to(device)
 
@@ -162,32 +148,16 @@ def train_ddpm(
     log.info("UNet2DModel with %.2fM parameters on %s, %s", n_params / 1e6, describe(device), cfg.precision)
     losses: list[float] = []
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
-    bf16 = cfg.precision == "bfloat16"
-    dtype = torch.bfloat16 if bf16 else torch.float32  # what the attention runs in under autocast
     unet.train()
     bar = tqdm(range(start, end), initial=start, total=cfg.steps, desc="DDPM", file=sys.stderr,
                mininterval=1.0 if sys.stderr.isatty() else 30.0)
     with open(loss_log, "a", newline="") as fh:
         writer = csv.writer(fh)
         for step in bar:
-            x_t, noise, t = _training_batch(images, scheduler, cfg, step)
-            x_t, noise, t = x_t.to(device), noise.to(device), t.to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16), attention_kernel(device, dtype):
-                pred = unet(x_t, t).sample
-            loss = (loss_weights(scheduler, t, cfg) * (pred.float() - noise).pow(2).flatten(1).mean(1)).mean()
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"DDPM loss became {loss.item()} at step {step}; lower the learning rate")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(unet.parameters(), cfg.grad_clip)
-            optimizer.step()
-            lr_schedule.step()
-            if ema is not None:
-                ema.step(unet.parameters())
-            losses.append(loss.item())
-            writer.writerow([step, f"{loss.item():.6f}"])
-            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+            loss = _training_step(unet, optimizer, lr_schedule, ema, scheduler, images, cfg, step, device)
+            losses.append(loss)
+            writer.writerow([step, f"{loss:.6f}"])
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
             done = step + 1
             if cfg.snapshot_every and done % cfg.snapshot_every == 0 and done < cfg.steps:
                 with sampling_weights(unet, ema):  # written before the checkpoint: a resume never skips one
@@ -198,18 +168,62 @@ def train_ddpm(
 
     if end < cfg.steps:
         return losses
+    record = {"config": asdict(cfg), "image_size": image_size, "parameters": n_params,
+              "final_loss_mean_last_100": sum(losses[-100:]) / max(1, len(losses[-100:])), "device": describe(device)}
+    _save_trained(out_dir, unet, ema, scheduler, snapshot_dir, record)
+    ckpt_path.unlink()  # the model is saved; a stale checkpoint must never be resumed
+    shutil.rmtree(snapshot_dir, ignore_errors=True)
+    return losses
+
+
+def _save_trained(out_dir, unet, ema, scheduler, snapshot_dir, record):
+    """The DDPMPipeline with the EMA weights, its snapshots and training.json, written whole or not at all."""
     with sampling_weights(unet, ema), atomic_dir(out_dir) as tmp:
         DDPMPipeline(unet=unet.eval().to("cpu"), scheduler=scheduler).save_pretrained(tmp)
         if snapshot_dir.is_dir():
             shutil.copytree(snapshot_dir, Path(tmp) / SNAPSHOTS)
-        write_json(Path(tmp) / "training.json", {
-            "config": asdict(cfg), "image_size": image_size, "parameters": n_params,
-            "final_loss_mean_last_100": sum(losses[-100:]) / max(1, len(losses[-100:])),
-            "device": describe(device),
-        })
-    ckpt_path.unlink()  # the model is saved; a stale checkpoint must never be resumed
+        write_json(Path(tmp) / "training.json", record)
+
+
+def _resume(ckpt_path, identity, unet, optimizer, lr_schedule, ema, loss_log, snapshot_dir) -> int:
+    """The step to start from: the checkpoint's, loaded into the models, where it is for the very same
+    settings and data; else 0, with the loss log and snapshots of another run removed."""
+    state = load_torch(ckpt_path, "ddpm-train") if ckpt_path.exists() else None
+    if state is not None and state.get("identity") == identity:
+        unet.load_state_dict(state["unet"])
+        optimizer.load_state_dict(state["optimizer"])
+        lr_schedule.load_state_dict(state["lr_schedule"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
+        log.info("resuming DDPM training from step %d (%s)", state["step"], ckpt_path)
+        return state["step"]
+    if state is not None:
+        log.warning("%s is for other settings or data; starting afresh", ckpt_path)
+    loss_log.unlink(missing_ok=True)
     shutil.rmtree(snapshot_dir, ignore_errors=True)
-    return losses
+    return 0
+
+
+def _training_step(unet, optimizer, lr_schedule, ema, scheduler, images, cfg, step, device) -> float:
+    """One optimisation step on step ``step``'s batch; returns its loss."""
+    bf16 = cfg.precision == "bfloat16"
+    dtype = torch.bfloat16 if bf16 else torch.float32  # what the attention runs in under autocast
+    x_t, noise, t = _training_batch(images, scheduler, cfg, step)
+    x_t, noise, t = x_t.to(device), noise.to(device), t.to(device)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16), attention_kernel(device, dtype):
+        pred = unet(x_t, t).sample
+    loss = (loss_weights(scheduler, t, cfg) * (pred.float() - noise).pow(2).flatten(1).mean(1)).mean()
+    if not math.isfinite(loss.item()):
+        raise FloatingPointError(f"DDPM loss became {loss.item()} at step {step}; lower the learning rate")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), cfg.grad_clip)
+    optimizer.step()
+    lr_schedule.step()
+    if ema is not None:
+        ema.step(unet.parameters())
+    return loss.item()
 
 
 def loss_weights(scheduler: DDPMScheduler, t: torch.Tensor, cfg: DDPMTrainConfig) -> torch.Tensor:

@@ -17,6 +17,7 @@ from PIL import Image  # noqa: E402
 
 from .atomic import atomic_path  # noqa: E402
 from . import trace_quantities  # noqa: E402
+from .settings import PAPER_HEADLINE_ACCURACY  # noqa: E402
 
 # One colour per stabiliser and one line style per input of the classifier, the same in
 # every figure; classifiers get the paper's figure 1 colours where they are compared.
@@ -209,18 +210,40 @@ def _interval(frame: pd.DataFrame, metric: str, factor: float = 100.0):
 
 def sensitivity_figure(frame: pd.DataFrame, headline: tuple, paper: float, path: str | os.PathLike,
                        title: str) -> None:
-    """Which setting moves the headline cell (left), what it does to the other cells (middle), and
-    the headline cell against the guidance scale under the combined settings (right)."""
+    """Which setting moves the headline cell (left), what it does to the other cells (middle), and the
+    headline cell against the guidance scale under the combined settings (right). A panel the study has no
+    data for (no other cells, no scale sweep) is left out rather than drawn empty."""
     study = frame[frame.role != "sweep"]
     variants = list(dict.fromkeys(study.variant))
-    y = {v: i for i, v in enumerate(variants)}
     is_headline = ((frame.classifier == headline[0]) & (frame.x0 == headline[1])
                    & (frame.stabiliser == headline[2]))
-    fig, axes = plt.subplots(1, 3, figsize=(15, 0.45 * len(variants) + 2.2),
-                             gridspec_kw={"width_ratios": [1.3, 1.1, 1]})
+    others = study[~is_headline[study.index]]
+    sweep = frame[is_headline & frame.role.isin(["sweep", "combined"])].sort_values("scale")
+    panels = {"headline": 1.3, **({"others": 1.1} if not others.empty else {}), **({"sweep": 1} if len(sweep) > 1 else {})}
+    fig, row = plt.subplots(1, len(panels), figsize=(4.4 * sum(panels.values()), 0.45 * len(variants) + 2.2),
+                            gridspec_kw={"width_ratios": list(panels.values())}, squeeze=False)
+    axes = dict(zip(panels, row[0]))
+    _sensitivity_headline_panel(axes["headline"], study[is_headline[study.index]], variants, headline, paper)
+    if "others" in axes:
+        _sensitivity_others_panel(axes["others"], others, variants)
+    if "sweep" in axes:
+        _sensitivity_sweep_panel(axes["sweep"], sweep, paper)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
 
-    ax = axes[0]
-    cell = study[is_headline[study.index]]
+
+def _variant_rows_axis(ax, variants: list[str], labels: bool) -> None:
+    """One row per variant, top to bottom, accuracy 0-100% across, the legend below."""
+    ax.set_yticks(range(len(variants)), variants if labels else [""] * len(variants))
+    ax.set_ylim(len(variants) - 0.5, -0.5)
+    ax.set_xlim(-3, 103)
+    ax.grid(alpha=0.3, axis="x")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=2)
+
+
+def _sensitivity_headline_panel(ax, cell: pd.DataFrame, variants: list[str], headline: tuple, paper: float) -> None:
+    y = {v: i for i, v in enumerate(variants)}
     for metric, name, marker, offset, colour in (("judge_accuracy", "judge", "o", -0.15, "tab:blue"),
                                                  ("accuracy", "guide", "s", 0.15, "tab:grey")):
         value, err = _interval(cell, metric)
@@ -231,9 +254,11 @@ def sensitivity_figure(frame: pd.DataFrame, headline: tuple, paper: float, path:
         ax.axvline(default.judge_accuracy.iloc[0] * 100, color="tab:blue", ls=":", lw=1, label="default, judge")
     ax.axvline(paper * 100, color="black", ls="--", lw=1, label=f"paper {paper:.1%}")
     ax.set_title(f"{headline[0]}, x0-hat + ADAM: accuracy (%)", fontsize=9)
+    _variant_rows_axis(ax, variants, labels=True)
 
-    ax = axes[1]
-    others = study[~is_headline[study.index]]
+
+def _sensitivity_others_panel(ax, others: pd.DataFrame, variants: list[str]) -> None:
+    y = {v: i for i, v in enumerate(variants)}
     groups = list(others.groupby(["classifier", "x0", "stabiliser"], sort=False))
     palette = iter(["tab:blue", "tab:purple", "tab:orange", "tab:green", "tab:brown", "tab:olive", "tab:cyan"])
     for j, ((clf, x0, stab), group) in enumerate(groups):
@@ -243,36 +268,23 @@ def sensitivity_figure(frame: pd.DataFrame, headline: tuple, paper: float, path:
                     color=CLASSIFIER_COLOURS["robust"] if clf == "robust" else next(palette),
                     label=f"{clf}, {variant_name(bool(x0), stab)}")
     ax.set_title("the other cells: accuracy under the judge (%)", fontsize=9)
+    _variant_rows_axis(ax, variants, labels=False)
 
-    for ax in axes[:2]:
-        ax.set_yticks(range(len(variants)), variants)
-        ax.set_ylim(len(variants) - 0.5, -0.5)
-        ax.set_xlim(-3, 103)
-        ax.grid(alpha=0.3, axis="x")
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=2)
-    axes[1].set_yticklabels([])
 
-    ax = axes[2]
-    sweep = frame[is_headline & frame.role.isin(["sweep", "combined"])].sort_values("scale")
-    if len(sweep) > 1:
-        for metric, name, marker, colour in (("judge_accuracy", "judge", "o", "tab:blue"),
-                                             ("accuracy", "guide", "s", "tab:grey")):
-            value, err = _interval(sweep, metric)
-            ax.errorbar(sweep.scale, value, yerr=err, marker=marker, color=colour, capsize=3,
-                        mfc=colour if name == "judge" else "white", label=f"under the {name}")
-        ax.axhline(paper * 100, color="black", ls="--", lw=1, label=f"paper {paper:.1%}")
-        ax.set_xscale("log")
-        ax.set_xticks(sweep.scale, [f"{s:g}" for s in sweep.scale])
-        ax.minorticks_off()
-        ax.set(xlabel="guidance scale s", ylim=(-3, 103))
-        ax.set_title(f"x0-hat + ADAM against s, `{sweep.variant.iloc[0]}` settings", fontsize=9)
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3)  # below the x label
-        ax.grid(alpha=0.3)
-    else:
-        ax.axis("off")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    _save(fig, path)
+def _sensitivity_sweep_panel(ax, sweep: pd.DataFrame, paper: float) -> None:
+    for metric, name, marker, colour in (("judge_accuracy", "judge", "o", "tab:blue"),
+                                         ("accuracy", "guide", "s", "tab:grey")):
+        value, err = _interval(sweep, metric)
+        ax.errorbar(sweep.scale, value, yerr=err, marker=marker, color=colour, capsize=3,
+                    mfc=colour if name == "judge" else "white", label=f"under the {name}")
+    ax.axhline(paper * 100, color="black", ls="--", lw=1, label=f"paper {paper:.1%}")
+    ax.set_xscale("log")
+    ax.set_xticks(sweep.scale, [f"{s:g}" for s in sweep.scale])
+    ax.minorticks_off()
+    ax.set(xlabel="guidance scale s", ylim=(-3, 103))
+    ax.set_title(f"x0-hat + ADAM against s, `{sweep.variant.iloc[0]}` settings", fontsize=9)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3)  # below the x label
+    ax.grid(alpha=0.3)
 
 
 def ddpm_quality_figure(frame: pd.DataFrame, path: str | os.PathLike, title: str, fid_goal: float = 3.0,
@@ -364,19 +376,11 @@ def replicate_figure(pooled: pd.DataFrame, per_replicate: pd.DataFrame, out: str
     and accuracy_high and ``per_replicate`` has accuracy, a second panel shows the guide's.
     Written whole or not at all.
     """
-    _require(pooled, ["label", "judge_accuracy", "judge_accuracy_low", "judge_accuracy_high"], "pooled")
-    _require(per_replicate, ["label", "replicate", "judge_accuracy"], "per_replicate")
-    labels = [str(label) for label in pooled["label"]]
-    if len(set(labels)) != len(labels):
-        raise ValueError("pooled has a label more than once: one row per cell")
-    unknown = sorted(set(per_replicate["label"].astype(str)) - set(labels))
-    if unknown:
-        raise ValueError(f"per_replicate has cells that pooled lacks: {', '.join(unknown)}")
+    labels = _check_replicate_frames(pooled, per_replicate)
     panels = [("judge_accuracy", "accuracy under the judge (%)")]
     if {"accuracy", "accuracy_low", "accuracy_high"} <= set(pooled.columns) and "accuracy" in per_replicate:
         panels.append(("accuracy", "accuracy under the guide (%)"))
 
-    x = {label: i for i, label in enumerate(labels)}
     replicates = sorted(int(r) for r in per_replicate["replicate"].unique())
     # the pooled bar left of the cell's tick, the replicates in a fixed row right of it: the same
     # replicate at the same place in every cell, so no dot hides another
@@ -386,26 +390,7 @@ def replicate_figure(pooled: pd.DataFrame, per_replicate: pd.DataFrame, out: str
     fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), 4.2), squeeze=False, sharey=True)
     try:
         for ax, (metric, ylabel) in zip(axes[0], panels):
-            value = pooled[metric].to_numpy(float) * 100
-            err = _yerr(value, pooled[f"{metric}_low"].to_numpy(float) * 100,
-                        pooled[f"{metric}_high"].to_numpy(float) * 100)
-            bars = ax.errorbar(np.arange(len(labels)) - 0.12, value, yerr=err, fmt="D", ms=6, color="black",
-                               capsize=4, lw=1.4, zorder=3,
-                               label="pooled over replicates\n(bar: hierarchical bootstrap interval)")
-            for artist in bars.get_children():  # a value at 0 or 100% is drawn whole, not cut at the frame
-                artist.set_clip_on(False)
-            for j, r in enumerate(replicates):
-                rows = per_replicate[per_replicate["replicate"].astype(int) == r]
-                ax.plot(rows["label"].astype(str).map(x) + dodge[r], rows[metric].to_numpy(float) * 100,
-                        ls="none", marker=REPLICATE_MARKERS[j % len(REPLICATE_MARKERS)], ms=5, alpha=0.85,
-                        color=plt.get_cmap("tab10")(j % 10), clip_on=False, zorder=4, label=f"replicate {r}")
-            ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", rotation_mode="anchor", fontsize=8)
-            ax.set_xlim(-0.6, len(labels) - 0.4)
-            ax.set_ylim(0, 100)
-            ax.set_ylabel(ylabel)
-            ax.yaxis.set_tick_params(labelleft=True)
-            ax.grid(alpha=0.3, axis="y")
-            ax.set_title(ylabel.replace(" (%)", ""), fontsize=9)
+            _replicate_panel(ax, metric, ylabel, pooled, per_replicate, labels, dodge)
         handles, names = axes[0][0].get_legend_handles_labels()
         first = [i for i, n in enumerate(names) if n.startswith("pooled")]  # the pooled estimate first
         order = first + [i for i in range(len(names)) if i not in first]
@@ -418,6 +403,42 @@ def replicate_figure(pooled: pd.DataFrame, per_replicate: pd.DataFrame, out: str
         _save(fig, out)
     finally:
         plt.close(fig)
+
+
+def _check_replicate_frames(pooled: pd.DataFrame, per_replicate: pd.DataFrame) -> list[str]:
+    """The cells' labels, once each, where every replicate's cell is one of them."""
+    _require(pooled, ["label", "judge_accuracy", "judge_accuracy_low", "judge_accuracy_high"], "pooled")
+    _require(per_replicate, ["label", "replicate", "judge_accuracy"], "per_replicate")
+    labels = [str(label) for label in pooled["label"]]
+    if len(set(labels)) != len(labels):
+        raise ValueError("pooled has a label more than once: one row per cell")
+    unknown = sorted(set(per_replicate["label"].astype(str)) - set(labels))
+    if unknown:
+        raise ValueError(f"per_replicate has cells that pooled lacks: {', '.join(unknown)}")
+    return labels
+
+
+def _replicate_panel(ax, metric, ylabel, pooled, per_replicate, labels, dodge) -> None:
+    """One metric: each cell's pooled estimate and interval, and each replicate's value at its own offset."""
+    x = {label: i for i, label in enumerate(labels)}
+    value = pooled[metric].to_numpy(float) * 100
+    err = _yerr(value, pooled[f"{metric}_low"].to_numpy(float) * 100, pooled[f"{metric}_high"].to_numpy(float) * 100)
+    bars = ax.errorbar(np.arange(len(labels)) - 0.12, value, yerr=err, fmt="D", ms=6, color="black",
+                       capsize=4, lw=1.4, zorder=3, label="pooled over replicates\n(bar: hierarchical bootstrap interval)")
+    for artist in bars.get_children():  # a value at 0 or 100% is drawn whole, not cut at the frame
+        artist.set_clip_on(False)
+    for j, r in enumerate(dodge):
+        rows = per_replicate[per_replicate["replicate"].astype(int) == r]
+        ax.plot(rows["label"].astype(str).map(x) + dodge[r], rows[metric].to_numpy(float) * 100,
+                ls="none", marker=REPLICATE_MARKERS[j % len(REPLICATE_MARKERS)], ms=5, alpha=0.85,
+                color=plt.get_cmap("tab10")(j % 10), clip_on=False, zorder=4, label=f"replicate {r}")
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", rotation_mode="anchor", fontsize=8)
+    ax.set_xlim(-0.6, len(labels) - 0.4)
+    ax.set_ylim(0, 100)
+    ax.set_ylabel(ylabel)
+    ax.yaxis.set_tick_params(labelleft=True)
+    ax.grid(alpha=0.3, axis="y")
+    ax.set_title(ylabel.replace(" (%)", ""), fontsize=9)
 
 
 def _place_labels(points: np.ndarray, texts: list[str], obstacles: list[tuple], fontsize: float,
@@ -461,7 +482,11 @@ def _place_labels(points: np.ndarray, texts: list[str], obstacles: list[tuple], 
     return placed
 
 
-def headline_fid_figure(points: pd.DataFrame, out: str | os.PathLike, paper: float = 0.8594,
+HEADLINE_STYLE = {"earlier": ("dimgrey", "white", "earlier DDPMs (hollow)", 3),  # colour, face, legend, z-order
+                  "this run": ("tab:blue", "tab:blue", "this run (filled)", 5)}
+
+
+def headline_fid_figure(points: pd.DataFrame, out: str | os.PathLike, paper: float = PAPER_HEADLINE_ACCURACY,
                         title: str = "", note: str = "") -> dict:
     """The headline cell's accuracy under the judge against its DDPM's FID ratio (to real vs real).
 
@@ -476,7 +501,7 @@ def headline_fid_figure(points: pd.DataFrame, out: str | os.PathLike, paper: flo
     """
     _require(points, ["label", "source", "fid_ratio", "judge_accuracy", "judge_accuracy_low",
                       "judge_accuracy_high"], "points")
-    unknown = sorted(set(map(str, points["source"])) - {"this run", "earlier"})
+    unknown = sorted(set(map(str, points["source"])) - set(HEADLINE_STYLE))
     if unknown:
         raise ValueError(f"source must be 'this run' or 'earlier', not {unknown}")
     x = points["fid_ratio"].to_numpy(float)
@@ -495,58 +520,8 @@ def headline_fid_figure(points: pd.DataFrame, out: str | os.PathLike, paper: flo
         xlim = (high + pad, max(low - pad, 0))  # reversed: better DDPMs to the right
         ax.set_xlim(*xlim)
         ax.set_ylim(0, 100)
-        ax.axhline(paper * 100, color="black", ls="--", lw=1, label=f"paper: {paper:.1%} (under its own guide)")
-        ax.annotate(f"paper {paper:.1%}", (0.01, paper * 100), xycoords=("axes fraction", "data"),
-                    xytext=(0, 3), textcoords="offset points", fontsize=7)
-        if fit["slope"] is not None:
-            span = np.array([low, high])
-            ax.plot(span, (fit["slope"] * span + fit["intercept"]) * 100, color="tab:red", lw=1.2, zorder=2,
-                    label=f"least squares over the {len(x)} points: {fit['slope'] * 100:+.1f} points of accuracy "
-                          "per +1x of FID ratio\n(drawn over the measured range only)")
-        else:
-            ax.text(0.01, 0.02, "no fitted line: fewer than 2 distinct FID ratios", transform=ax.transAxes,
-                    fontsize=7, color="grey")
-        style = {"earlier": ("dimgrey", "white", "earlier DDPMs (hollow)", 3),
-                 "this run": ("tab:blue", "tab:blue", "this run (filled)", 5)}
-        for source, (colour, face, name, z) in style.items():
-            rows = points[points["source"] == source]
-            if rows.empty:
-                continue
-            value = rows["judge_accuracy"].to_numpy(float) * 100
-            err = _yerr(value, rows["judge_accuracy_low"].to_numpy(float) * 100,
-                        rows["judge_accuracy_high"].to_numpy(float) * 100)
-            ax.errorbar(rows["fid_ratio"], value, yerr=err, fmt="o", ms=7, capsize=3, color=colour, mfc=face,
-                        mew=1.4, elinewidth=1.1, zorder=z, label=name)
-
-        # each point's label in a free spot beside it (markers and error bars are obstacles)
-        fig.canvas.draw()
-        bbox = ax.get_window_extent()
-        size_pt = (bbox.width * 72 / fig.dpi, bbox.height * 72 / fig.dpi)
-        fx = (xlim[0] - x) / (xlim[0] - xlim[1])
-        fy = y
-        lo = points["judge_accuracy_low"].to_numpy(float)
-        hi = points["judge_accuracy_high"].to_numpy(float)
-        mx, my = 5 / size_pt[0], 5 / size_pt[1]
-        obstacles = [(a - mx, a + mx, b - my, b + my) for a, b in zip(fx, fy)]
-        obstacles += [(a - 3.5 / size_pt[0], a + 3.5 / size_pt[0], l, h)
-                      for a, l, h in zip(fx, lo, hi) if np.isfinite(l) and np.isfinite(h)]
-        if fit["slope"] is not None:  # the fitted line, as a chain of small boxes
-            for a in np.linspace(low, high, 40):
-                b = fit["slope"] * a + fit["intercept"]
-                obstacles.append(((xlim[0] - a) / (xlim[0] - xlim[1]) - 0.005, (xlim[0] - a) / (xlim[0] - xlim[1])
-                                  + 0.005, b - 0.006, b + 0.006))
-        obstacles.append((0.0, 0.15, paper - 0.01, paper + 0.045))  # the paper line's own label
-        if fit["slope"] is None:
-            obstacles.append((0.0, 0.45, 0.0, 0.06))  # the no-line note
-        texts = [str(t) for t in points["label"]]
-        placed = _place_labels(np.column_stack([fx, fy]), texts, obstacles, 6.5, size_pt)
-        for (px, py), (tx, ty, ha), text, source in zip(zip(fx, fy), placed, texts, points["source"]):
-            colour = style[source][0]
-            moved = abs(ty - py) > 0.02
-            ax.annotate(text, (px, py), xytext=(tx, ty), xycoords="axes fraction", textcoords="axes fraction",
-                        fontsize=6.5, color=colour, ha=ha, va="center", zorder=6,
-                        arrowprops=dict(arrowstyle="-", color=colour, lw=0.5, alpha=0.7, shrinkA=0, shrinkB=4)
-                        if moved else None)
+        _draw_headline(ax, points, fit, (low, high), paper)
+        _label_headline_points(fig, ax, points, fit, (low, high), xlim, paper)
         ax.set(xlabel="DDPM's FID / real-vs-real FID   (axis reversed: better DDPM to the right \u2192)",
                ylabel="accuracy under the judge (%)")
         ax.grid(alpha=0.3)
@@ -560,3 +535,62 @@ def headline_fid_figure(points: pd.DataFrame, out: str | os.PathLike, paper: flo
     finally:
         plt.close(fig)
     return fit
+
+
+def _draw_headline(ax, points, fit, span, paper):
+    """The paper's line, the fitted line (or a note that there is none) and the points with their intervals."""
+    ax.axhline(paper * 100, color="black", ls="--", lw=1, label=f"paper: {paper:.1%} (under its own guide)")
+    ax.annotate(f"paper {paper:.1%}", (0.01, paper * 100), xycoords=("axes fraction", "data"),
+                xytext=(0, 3), textcoords="offset points", fontsize=7)
+    if fit["slope"] is not None:
+        span = np.array(span)
+        ax.plot(span, (fit["slope"] * span + fit["intercept"]) * 100, color="tab:red", lw=1.2, zorder=2,
+                label=f"least squares over the {fit['n']} points: {fit['slope'] * 100:+.1f} points of accuracy "
+                      "per +1x of FID ratio\n(drawn over the measured range only)")
+    else:
+        ax.text(0.01, 0.02, "no fitted line: fewer than 2 distinct FID ratios", transform=ax.transAxes,
+                fontsize=7, color="grey")
+    for source, (colour, face, name, z) in HEADLINE_STYLE.items():
+        rows = points[points["source"] == source]
+        if rows.empty:
+            continue
+        value = rows["judge_accuracy"].to_numpy(float) * 100
+        err = _yerr(value, rows["judge_accuracy_low"].to_numpy(float) * 100,
+                    rows["judge_accuracy_high"].to_numpy(float) * 100)
+        ax.errorbar(rows["fid_ratio"], value, yerr=err, fmt="o", ms=7, capsize=3, color=colour, mfc=face,
+                    mew=1.4, elinewidth=1.1, zorder=z, label=name)
+
+
+def _label_headline_points(fig, ax, points, fit, span, xlim, paper):
+    """Each point's label in a free spot beside it: markers, error bars, the lines and their labels are obstacles."""
+    fig.canvas.draw()
+    bbox = ax.get_window_extent()
+    size_pt = (bbox.width * 72 / fig.dpi, bbox.height * 72 / fig.dpi)
+
+    def fraction(a):  # an FID ratio as a fraction of the reversed x axis
+        return (xlim[0] - a) / (xlim[0] - xlim[1])
+
+    fx = fraction(points["fid_ratio"].to_numpy(float))
+    fy = points["judge_accuracy"].to_numpy(float)
+    lo = points["judge_accuracy_low"].to_numpy(float)
+    hi = points["judge_accuracy_high"].to_numpy(float)
+    mx, my = 5 / size_pt[0], 5 / size_pt[1]
+    obstacles = [(a - mx, a + mx, b - my, b + my) for a, b in zip(fx, fy)]
+    obstacles += [(a - 3.5 / size_pt[0], a + 3.5 / size_pt[0], l, h)
+                  for a, l, h in zip(fx, lo, hi) if np.isfinite(l) and np.isfinite(h)]
+    if fit["slope"] is not None:  # the fitted line, as a chain of small boxes
+        for a in np.linspace(*span, 40):
+            b = fit["slope"] * a + fit["intercept"]
+            obstacles.append((fraction(a) - 0.005, fraction(a) + 0.005, b - 0.006, b + 0.006))
+    obstacles.append((0.0, 0.15, paper - 0.01, paper + 0.045))  # the paper line's own label
+    if fit["slope"] is None:
+        obstacles.append((0.0, 0.45, 0.0, 0.06))  # the no-line note
+    texts = [str(t) for t in points["label"]]
+    placed = _place_labels(np.column_stack([fx, fy]), texts, obstacles, 6.5, size_pt)
+    for (px, py), (tx, ty, ha), text, source in zip(zip(fx, fy), placed, texts, points["source"]):
+        colour = HEADLINE_STYLE[source][0]
+        moved = abs(ty - py) > 0.02
+        ax.annotate(text, (px, py), xytext=(tx, ty), xycoords="axes fraction", textcoords="axes fraction",
+                    fontsize=6.5, color=colour, ha=ha, va="center", zorder=6,
+                    arrowprops=dict(arrowstyle="-", color=colour, lw=0.5, alpha=0.7, shrinkA=0, shrinkB=4)
+                    if moved else None)

@@ -131,6 +131,23 @@ def check_ddpm_pipeline(path: str | os.PathLike, image_size: int, timesteps: int
     path = Path(path)
     if not path.is_dir():
         raise ValueError(f"DDPM pipeline {path} not found: no such directory")
+    scheduler_class = _check_components(path)
+    where = f"DDPM pipeline {path}"
+    _check_unet_config(_read_json(path, "unet/config.json"), where, image_size)
+    config = _read_json(path, "scheduler/scheduler_config.json")
+    _check_schedule(config, where, timesteps, scale_betas)
+    # GradCheck's DDPM has DDPMScheduler's defaults for these, which a config without the key gets too
+    differences = {key: [config.get(key, ours), ours] for key, ours in SAMPLING_SETTINGS.items()
+                   if config.get(key, ours) != ours}
+    for key, (theirs, ours) in differences.items():
+        log.warning("DDPM pipeline %s: scheduler %s is %r (GradCheck's DDPM: %r); kept", path, key, theirs, ours)
+    return {"path": str(path), "sample_size": image_size, "timesteps": timesteps, "scheduler": scheduler_class,
+            "scheduler_differences": differences}
+
+
+def _check_components(path: Path) -> str:
+    """model_index.json names an unconditional DDPMPipeline: a UNet2DModel and a compatible scheduler, whose
+    class is returned."""
     index = _read_json(path, "model_index.json")
     components = sorted(k for k, v in index.items() if not k.startswith("_") and isinstance(v, (list, tuple)))
     extra = [c for c in components if c not in ("unet", "scheduler")]
@@ -142,9 +159,11 @@ def check_ddpm_pipeline(path: str | os.PathLike, image_size: int, timesteps: int
     if scheduler_class not in COMPATIBLE_SCHEDULERS:
         raise ValueError(f"DDPM pipeline {path}: model_index.json's scheduler is {scheduler_class}, not one a "
                          f"DDPMScheduler can be built from ({', '.join(COMPATIBLE_SCHEDULERS)})")
+    return scheduler_class
 
-    unet = _read_json(path, "unet/config.json")
-    where = f"DDPM pipeline {path}"
+
+def _check_unet_config(unet: dict, where: str, image_size: int) -> None:
+    """unet/config.json: an unconditional RGB UNet2DModel of the data's image size."""
     if unet.get("_class_name", "UNet2DModel") != "UNet2DModel":
         raise ValueError(f"{where}: unet/config.json is a {unet['_class_name']}, not a UNet2DModel")
     size = unet.get("sample_size")
@@ -164,7 +183,9 @@ def check_ddpm_pipeline(path: str | os.PathLike, image_size: int, timesteps: int
                          f"{unet.get('class_embed_type')!r}, num_class_embeds {unet.get('num_class_embeds')!r}); "
                          f"classifier guidance needs an unconditional one")
 
-    config = _read_json(path, "scheduler/scheduler_config.json")
+
+def _check_schedule(config: dict, where: str, timesteps: int, scale_betas: bool) -> None:
+    """scheduler/scheduler_config.json: epsilon prediction on GradCheck's linear schedule of ``timesteps``."""
     rel = "scheduler/scheduler_config.json"
     prediction = config.get("prediction_type", "epsilon")
     if prediction != "epsilon":
@@ -196,13 +217,6 @@ def check_ddpm_pipeline(path: str | os.PathLike, image_size: int, timesteps: int
         if other and all(math.isclose(a, b, rel_tol=BETA_RTOL) for a, b in zip(their, other)):
             message += f": set ddpm.scale_betas: {str(not scale_betas).lower()}"
         raise ValueError(message)
-    # GradCheck's DDPM has DDPMScheduler's defaults for these, which a config without the key gets too
-    differences = {key: [config.get(key, ours), ours] for key, ours in SAMPLING_SETTINGS.items()
-                   if config.get(key, ours) != ours}
-    for key, (theirs, ours) in differences.items():
-        log.warning("DDPM pipeline %s: scheduler %s is %r (GradCheck's DDPM: %r); kept", path, key, theirs, ours)
-    return {"path": str(path), "sample_size": image_size, "timesteps": timesteps, "scheduler": scheduler_class,
-            "scheduler_differences": differences}
 
 
 def bring_ddpm(source: str | os.PathLike, out: str | os.PathLike, image_size: int, timesteps: int,

@@ -143,10 +143,20 @@ def render(frame: pd.DataFrame, source: str) -> str:
         "judge change (points) | share of the gap closed (judge) | verdict |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
+    lines += _variant_rows(study, gaps["judge_accuracy"])
+    lines += _cells_by_variant(frame[frame.role != "sweep"])
+    lines += _scale_sweep(headline[(headline.role == "sweep") | (headline.role == "combined")].sort_values("scale"))
+    lines += ["", f"\"Reaches the paper\": the whole interval lies within {ACCURACY_MARGIN * 100:.0f} points "
+              f"of {PAPER_HEADLINE_ACCURACY:.1%} or above it."]
+    return "\n".join(lines) + "\n"
+
+
+def _variant_rows(study: pd.DataFrame, judge_gap: float) -> list[str]:
+    """One row of the headline table per variant: its estimates, paired changes, share of the gap, verdict."""
+    lines = []
     for _, r in study.iterrows():
         judge_change = _estimate(r, "judge_accuracy_change")
-        share = Estimate(*(x / gaps["judge_accuracy"] for x in (judge_change.value, judge_change.low,
-                                                                  judge_change.high)))
+        share = Estimate(*(x / judge_gap for x in (judge_change.value, judge_change.low, judge_change.high)))
         v = "(reference)" if r.role == DEFAULT else verdict(judge_change)
         if reaches_paper(_estimate(r, "judge_accuracy")):
             v += "; reaches the paper under the judge"
@@ -157,33 +167,39 @@ def render(frame: pd.DataFrame, source: str) -> str:
             f"{_estimate(r, 'judge_accuracy').show(100)} | {_estimate(r, 'fooled').show(100)} | "
             f"{_estimate(r, 'fid').show(1, 0)} | {_cosine(r)} | {_estimate(r, 'accuracy_change').show(100)} | "
             f"{judge_change.show(100)} | {'' if r.role == DEFAULT else share.show(100, 0) + '%'} | {v} |")
+    return lines
 
-    cells = frame[frame.role != "sweep"].drop_duplicates(CELL_KEYS)[CELL_KEYS].values.tolist()
-    lines += ["", "Judge accuracy (%) of every cell of the study, per variant:", "",
-              "| variant | " + " | ".join(cell_name(tuple(c)) for c in cells) + " |",
-              "| --- |" + " ---: |" * len(cells)]
-    for variant, group in frame[frame.role != "sweep"].groupby("variant", sort=False):
+
+def _cells_by_variant(study: pd.DataFrame) -> list[str]:
+    """Judge accuracy of every study cell (columns) under every variant (rows)."""
+    cells = study.drop_duplicates(CELL_KEYS)[CELL_KEYS].values.tolist()
+    lines = ["", "Judge accuracy (%) of every cell of the study, per variant:", "",
+             "| variant | " + " | ".join(cell_name(tuple(c)) for c in cells) + " |",
+             "| --- |" + " ---: |" * len(cells)]
+    for variant, group in study.groupby("variant", sort=False):
         by_cell = {tuple(r[k] for k in CELL_KEYS): r for _, r in group.iterrows()}
         shown = [_estimate(by_cell[tuple(c)], "judge_accuracy").show(100) if tuple(c) in by_cell else ""
                  for c in cells]
         lines.append(f"| {variant} | " + " | ".join(shown) + " |")
+    return lines
 
-    sweep = headline[(headline.role == "sweep") | (headline.role == "combined")].sort_values("scale")
-    if len(sweep) > 1:
-        best = sweep.loc[sweep.judge_accuracy.idxmax()]
-        lines += ["", f"Guidance scale, headline cell under the `{best.variant}` settings "
-                  f"(the paper's scale was lost); best judge accuracy at s = {best.scale:g}:", "",
-                  "| s | guide (%) | judge (%) | fooled (%) | FID | cosine | reaches the paper |",
-                  "| ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
-        for _, r in sweep.iterrows():
-            reach = ("under the judge" if reaches_paper(_estimate(r, "judge_accuracy")) else
-                     "under the guide only" if reaches_paper(_estimate(r, "accuracy")) else "no")
-            lines.append(f"| {r.scale:g} | {_estimate(r, 'accuracy').show(100)} | "
-                         f"{_estimate(r, 'judge_accuracy').show(100)} | {_estimate(r, 'fooled').show(100)} | "
-                         f"{_estimate(r, 'fid').show(1, 0)} | {_cosine(r)} | {reach} |")
-    lines += ["", f"\"Reaches the paper\": the whole interval lies within {ACCURACY_MARGIN * 100:.0f} points "
-              f"of {PAPER_HEADLINE_ACCURACY:.1%} or above it."]
-    return "\n".join(lines) + "\n"
+
+def _scale_sweep(sweep: pd.DataFrame) -> list[str]:
+    """The headline cell over the swept scales, where there is a sweep."""
+    if len(sweep) <= 1:
+        return []
+    best = sweep.loc[sweep.judge_accuracy.idxmax()]
+    lines = ["", f"Guidance scale, headline cell under the `{best.variant}` settings "
+             f"(the paper's scale was lost); best judge accuracy at s = {best.scale:g}:", "",
+             "| s | guide (%) | judge (%) | fooled (%) | FID | cosine | reaches the paper |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for _, r in sweep.iterrows():
+        reach = ("under the judge" if reaches_paper(_estimate(r, "judge_accuracy")) else
+                 "under the guide only" if reaches_paper(_estimate(r, "accuracy")) else "no")
+        lines.append(f"| {r.scale:g} | {_estimate(r, 'accuracy').show(100)} | "
+                     f"{_estimate(r, 'judge_accuracy').show(100)} | {_estimate(r, 'fooled').show(100)} | "
+                     f"{_estimate(r, 'fid').show(1, 0)} | {_cosine(r)} | {reach} |")
+    return lines
 
 
 def _cosine(row: pd.Series) -> str:

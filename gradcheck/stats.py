@@ -114,6 +114,23 @@ def hierarchical_bootstrap(groups: Sequence[Sequence[ArrayLike]], statistic: Cal
     one value per replicate out), it is used instead of a Python loop; both paths draw the
     same indices, so they give the same interval for the same ``seed``.
     """
+    groups = _check_bootstrap_args(groups, n_boot, confidence, paired)
+    members = _replicate_members(replicate_of, len(groups))
+    order = np.concatenate(members)  # replicate by replicate; the identity for one replicate
+    groups = [groups[g] for g in order]
+    estimate = float(np.mean([statistic(*group) for group in groups]))
+
+    rng = np.random.default_rng(seed)
+    drawn = _draw_groups(rng, n_boot, len(groups), len(members))
+    values = _resampled_values(rng, groups, drawn, statistic, paired)
+    alpha = (1 - confidence) / 2
+    replicates = values.mean(axis=1)  # equal groups per replicate: = mean over replicates of their means
+    low, high = np.quantile(replicates, [alpha, 1 - alpha])
+    shift = replicates.mean() - estimate if correct_bias else 0.0
+    return Interval(estimate, float(low - shift), float(high - shift))
+
+
+def _check_bootstrap_args(groups, n_boot, confidence, paired):
     groups = _check_groups(groups)
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
@@ -124,21 +141,24 @@ def hierarchical_bootstrap(groups: Sequence[Sequence[ArrayLike]], statistic: Cal
             if len({len(a) for a in arrays}) > 1:
                 raise ValueError(f"paired=True needs the arrays of each group to have equal lengths; group {i} "
                                  f"has lengths {[len(a) for a in arrays]}")
-    members = _replicate_members(replicate_of, len(groups))
-    order = np.concatenate(members)  # replicate by replicate; the identity for one replicate
-    groups = [groups[g] for g in order]
-    batched = getattr(statistic, "batched", None)
-    estimate = float(np.mean([statistic(*group) for group in groups]))
+    return groups
 
-    rng = np.random.default_rng(seed)
-    n_groups, n_reps = len(groups), len(members)
-    per_rep = n_groups // n_reps
+
+def _draw_groups(rng, n_boot, n_groups, n_reps):
+    """(n_boot, n_groups) indices of the groups each bootstrap replicate draws: the training replicates
+    with replacement, then within each drawn one its groups (groups are ordered replicate by replicate)."""
     if n_reps == 1:
-        drawn = rng.integers(0, n_groups, size=(n_boot, n_groups))  # seed level
-    else:
-        reps_drawn = rng.integers(0, n_reps, size=(n_boot, n_reps))  # replicate level
-        local = rng.integers(0, per_rep, size=(n_boot, n_reps, per_rep))  # seed level, within each
-        drawn = (reps_drawn[:, :, None] * per_rep + local).reshape(n_boot, n_groups)
+        return rng.integers(0, n_groups, size=(n_boot, n_groups))  # seed level
+    per_rep = n_groups // n_reps
+    reps_drawn = rng.integers(0, n_reps, size=(n_boot, n_reps))  # replicate level
+    local = rng.integers(0, per_rep, size=(n_boot, n_reps, per_rep))  # seed level, within each
+    return (reps_drawn[:, :, None] * per_rep + local).reshape(n_boot, n_groups)
+
+
+def _resampled_values(rng, groups, drawn, statistic, paired):
+    """The statistic of every drawn group with its rows resampled (sample level): (n_boot, n_groups)."""
+    batched = getattr(statistic, "batched", None)
+    n_boot, n_groups = drawn.shape
     values = np.empty((n_boot, n_groups))
     for pos in range(n_groups):
         for g, arrays in enumerate(groups):
@@ -148,7 +168,7 @@ def hierarchical_bootstrap(groups: Sequence[Sequence[ArrayLike]], statistic: Cal
             if paired:
                 rows = [rng.integers(0, len(arrays[0]), size=(len(reps), len(arrays[0])))] * len(arrays)
             else:
-                rows = [rng.integers(0, len(a), size=(len(reps), len(a))) for a in arrays]  # sample level
+                rows = [rng.integers(0, len(a), size=(len(reps), len(a))) for a in arrays]
             if batched is not None:
                 for s in range(0, len(reps), _CHUNK):
                     chunk = slice(s, s + _CHUNK)
@@ -156,11 +176,7 @@ def hierarchical_bootstrap(groups: Sequence[Sequence[ArrayLike]], statistic: Cal
             else:
                 for k, rep in enumerate(reps):
                     values[rep, pos] = statistic(*(a[r[k]] for a, r in zip(arrays, rows)))
-    alpha = (1 - confidence) / 2
-    replicates = values.mean(axis=1)  # equal groups per replicate: = mean over replicates of their means
-    low, high = np.quantile(replicates, [alpha, 1 - alpha])
-    shift = replicates.mean() - estimate if correct_bias else 0.0
-    return Interval(estimate, float(low - shift), float(high - shift))
+    return values
 
 
 def mean_statistic(x: ArrayLike) -> float:

@@ -92,6 +92,22 @@ def test_the_cli_writes_the_table_and_a_figure(study, tmp_path):
         assert img.width > 1000 and img.height > 200
 
 
+def test_the_figure_leaves_out_panels_without_data(study, tmp_path, monkeypatch):
+    """Only the headline cell and no scale sweep: one panel, not three with two empty."""
+    from gradcheck import plots
+
+    drawn = []
+    subplots = plots.plt.subplots
+    monkeypatch.setattr(plots.plt, "subplots", lambda *a, **kw: drawn.append(a[1]) or subplots(*a, **kw))
+    frame = sensitivity.build_table(*study, combined="all", n_boot=100)
+    plots.sensitivity_figure(frame, sensitivity.HEADLINE, 0.859, tmp_path / "all.png", "all")
+    alone = frame[(frame.classifier == "nonrobust") & (frame.role != "sweep")]
+    plots.sensitivity_figure(alone, sensitivity.HEADLINE, 0.859, tmp_path / "alone.png", "alone")
+    assert drawn == [3, 1]
+    with Image.open(tmp_path / "all.png") as full, Image.open(tmp_path / "alone.png") as one:
+        assert one.width < full.width / 2
+
+
 def test_cells_from_other_seeds_are_refused(study, tmp_path, caplog):
     entries, changes = study
     row = json.loads(open(entries[2][1]).read())
