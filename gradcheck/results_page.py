@@ -229,7 +229,11 @@ def ddpm_section(run: dict) -> str:
              f"{float(r['fid_ratio']):.2f}×", f"{_num(_float(r['fid']))} ({_num(_float(r['fid_real_vs_real']))})"]
             + [_pct(r, f"share_{c}") for c in classes] for r in rows]
     level = f"{100 * confidence:.0f}% " if confidence else ""
-    return (f"The unconditional DDPM of each training replicate on its own (s = 0), at its final step "
+    replicates = run["record"].get("config", {}).get("replicates", 1)
+    which = ("each training replicate's DDPM" if len(rows) > 1 else
+             f"the run's one DDPM, which the {replicates} training replicates' guides share,"
+             if replicates > 1 else "the run's DDPM")
+    return (f"The unconditional DDPM on its own: {which} at s = 0 and its final step "
             f"(`results/ddpm.csv` has every snapshot): FID on the feature network's features as a ratio "
             f"to the FID of two real sets of as many images, and the judge's class mix with {level}Wilson "
             f"intervals.\n\n" + _table(header, body, right=1))
