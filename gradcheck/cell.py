@@ -13,6 +13,7 @@ from .classifier import load_classifier
 from .ddpm import load_pipeline
 from .device import describe
 from .guidance import GuidanceSettings, per_sample_seeds, sample_seeds
+from .settings import JUDGE_EVERY
 from .speed import to_classifier_layout
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def load_models(ddpm: str | os.PathLike, classifier: str | os.PathLike, judge: s
 
 
 def sample_cell(ddpm, classifier, target_name: str, settings: dict, seeds: list[int], num_samples: int,
-                batch_size: int, steps: int | None, device, unet_dtype: str, judge=None, judge_every: int = 1,
+                batch_size: int, steps: int | None, device, unet_dtype: str, judge=None, judge_every: int = JUDGE_EVERY,
                 reference=None):
     """Sample one cell: ``num_samples`` per sampling seed, guided as ``settings`` (GuidanceSettings' fields
     but the target, given by name). Returns (images in [-1, 1], the sample seeds, the trace, the record)."""

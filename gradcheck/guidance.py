@@ -50,7 +50,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from tqdm.auto import tqdm
 
 from .errors import GuidanceError
-from .settings import PAPER_BETAS, SEED_STRIDE, GuidanceSettings, parse_stabiliser
+from .settings import JUDGE_EVERY, PAPER_BETAS, SEED_STRIDE, GuidanceSettings, parse_stabiliser
 from .speed import attention_kernel, input_layout
 from .trace_quantities import STORED
 
@@ -431,14 +431,15 @@ def guided_sample(
     num_inference_steps: int | None = None,
     progress: bool = True,
     judge: torch.nn.Module | None = None,
-    judge_every: int = 1,
+    judge_every: int = JUDGE_EVERY,
     reference: torch.nn.Module | None = None,
 ) -> tuple[torch.Tensor, SamplingTrace]:
     """Sample from x_T = ``noise`` with classifier guidance; returns images in [-1, 1] and the trace.
 
     ``num_inference_steps`` respaces the schedule (fewer steps for CPU runs); None uses
     every training step. ``judge``, a classifier that only watches, scores x0_hat at every
-    ``judge_every``-th step and at the last (NaN between); it never changes the samples. At the same
+    ``judge_every``-th step (by default the workflow's ``sampling.judge_every``) and at the last (NaN
+    between); it never changes the samples. At the same
     steps ``reference``, a noise-aware classifier that only watches too, gives the direction that the
     applied guidance is compared with (the trace's informativeness). The unet and classifiers should
     be in eval mode. The unet runs in the dtype of its parameters; everything else in float32.
@@ -494,7 +495,7 @@ def guided_sample(
 
 def sample_seeds(seeds: list[int], unet, scheduler, classifier, settings: GuidanceSettings, batch_size: int,
                  num_inference_steps: int | None, device, progress: bool = True,
-                 judge: torch.nn.Module | None = None, judge_every: int = 1,
+                 judge: torch.nn.Module | None = None, judge_every: int = JUDGE_EVERY,
                  reference: torch.nn.Module | None = None) -> tuple[torch.Tensor, SamplingTrace]:
     """Sample one image per seed in batches of ``batch_size``; the result does not depend on it. Images on the CPU."""
     images, trace = sample_batches(sample_generators(seeds), batch_size, unet, scheduler, classifier, settings,
@@ -510,7 +511,7 @@ def sample_shape(unet) -> tuple[int, ...]:
 
 def sample_batches(generators: list[torch.Generator], batch_size: int, unet, scheduler, classifier,
                    settings: GuidanceSettings, num_inference_steps: int | None, device, progress: bool = True,
-                   judge: torch.nn.Module | None = None, judge_every: int = 1,
+                   judge: torch.nn.Module | None = None, judge_every: int = JUDGE_EVERY,
                    reference: torch.nn.Module | None = None) -> tuple[torch.Tensor, SamplingTrace]:
     """One image per generator (each sample's own), in batches of ``batch_size``, on ``device``."""
     if batch_size <= 0:

@@ -18,7 +18,7 @@ from diffusers import DDPMScheduler, UNet2DModel
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline, ImagePipelineOutput
 
 from .guidance import SamplingTrace, sample_batches, sample_generators, sample_shape
-from .settings import GuidanceSettings
+from .settings import JUDGE_EVERY, GuidanceSettings
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 
@@ -67,7 +67,7 @@ class GuidedDDPMPipeline(DiffusionPipeline):
         batch_size: int = 1,
         generator: torch.Generator | list[torch.Generator] | None = None,
         judge: torch.nn.Module | None = None,
-        judge_every: int = 1,
+        judge_every: int = JUDGE_EVERY,
         reference: torch.nn.Module | None = None,
         output_type: str = "pil",
         return_dict: bool = True,

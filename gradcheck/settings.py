@@ -12,13 +12,9 @@ Importing this module costs no torch, so the workflow checks a config before any
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = ROOT / "configs" / "schema.yaml"
 
 # --- allowed values -----------------------------------------------------------------------------
 
@@ -392,43 +388,8 @@ def default(cls, name: str):
 
 # The library's defaults for every interval: the settings', written once (metrics.n_boot, metrics.confidence)
 N_BOOT, CONFIDENCE = default(MetricsSettings, "n_boot"), default(MetricsSettings, "confidence")
-
-
-def config_fields():
-    """(config key, settings class, field name, default) of every field read from the config."""
-    for cls in SETTINGS_CLASSES:
-        for f in dataclasses.fields(cls):
-            if "config" in f.metadata:
-                yield f.metadata["config"], cls, f.name, default(cls, f.name)
-
-
-def lookup(cfg: dict, key: str, missing=None):
-    """``cfg``'s value at dotted ``key``, or ``missing``."""
-    node = cfg
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return missing
-        node = node[part]
-    return node
-
-
-# --- reading a config as Snakemake does --------------------------------------------------------
-
-
-def load_config(*overlays, base=ROOT / "config.yaml") -> dict:
-    """config.yaml with every overlay (a path or a dict) merged over it in order, validated against
-    configs/schema.yaml and with its defaults filled in: the config the workflow's rules see."""
-    import yaml
-    from snakemake.utils import update_config, validate  # Snakemake's own merge and schema defaults
-
-    def read(source):
-        return source if isinstance(source, dict) else (yaml.safe_load(Path(source).read_text()) or {})
-
-    config = copy.deepcopy(read(base))
-    for overlay in overlays:
-        update_config(config, copy.deepcopy(read(overlay)))
-    validate(config, str(SCHEMA))
-    return config
+# ... and for the judge's watch (sampling.judge_every): the Python API watches as the workflow does
+JUDGE_EVERY = default(SamplingSettings, "judge_every")
 
 
 def unet_config(cfg: dict) -> UNetConfig:

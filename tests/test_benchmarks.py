@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from gradcheck.settings import load_config as _config
+from config_loading import load_config as _config
 from gradcheck.settings import unet_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -166,7 +166,7 @@ def test_judge_watches_without_changing_the_samples(unet, scheduler):
     alone, trace_alone = _run(unet, scheduler, ColourClassifier(), settings)
     gens = sample_generators([0, 1, 2])
     watched, trace = guided_sample(unet, scheduler, ColourClassifier(), initial_noise(gens, SHAPE, "cpu"), settings,
-                                   gens, 10, progress=False, judge=ColourClassifier())
+                                   gens, 10, progress=False, judge=ColourClassifier(), judge_every=1)
     assert torch.equal(alone, watched) and torch.isnan(trace_alone.judge_confidence).all()
     conf = trace.judge_confidence
     assert conf.shape == (10, 3) and ((conf >= 0) & (conf <= 1)).all()
@@ -203,6 +203,21 @@ def test_a_judge_every_kth_step_reads_those_steps_alone(unet, scheduler):
     with pytest.raises(ValueError, match="judge_every"):
         guided_sample(unet, scheduler, None, initial_noise(gens(), SHAPE, "cpu"), GuidanceSettings(), gens(), 10,
                       progress=False, judge_every=0)
+
+
+def test_the_python_api_watches_as_often_as_the_workflow():
+    """One default for the judge's watch: config.yaml's, in every sampling entry point."""
+    import inspect
+
+    import yaml
+
+    from conftest import REPO
+    from gradcheck import cell, guidance, pipeline
+
+    workflow = yaml.safe_load((REPO / "config.yaml").read_text())["sampling"]["judge_every"]
+    for entry in (guidance.guided_sample, guidance.sample_seeds, guidance.sample_batches, cell.sample_cell,
+                  pipeline.GuidedDDPMPipeline.__call__):
+        assert inspect.signature(entry).parameters["judge_every"].default == workflow, entry.__qualname__
 
 
 def test_eps_cosine_is_the_cosine_of_the_applied_direction(unet, scheduler):

@@ -10,7 +10,8 @@ import pytest
 
 from gradcheck.plan import (HEADLINE_CELL, Plan, cli_flags, fmt_scale, relevant_settings, rep_index, rep_suffix,
                             replicate_seeds)
-from gradcheck.settings import REPLICATE_STRIDE, load_config
+from config_loading import load_config
+from gradcheck.settings import REPLICATE_STRIDE
 
 ROOT = Path(__file__).resolve().parents[1]
 

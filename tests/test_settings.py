@@ -10,7 +10,8 @@ import yaml
 
 from gradcheck import settings
 from gradcheck.cli import build_parser
-from gradcheck.settings import config_fields, default, load_config, lookup
+from config_loading import config_fields, load_config, lookup
+from gradcheck.settings import default
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load((ROOT / "configs/schema.yaml").read_text())
@@ -181,6 +182,12 @@ def test_no_import_circle_in_the_package():
 
     cycles = [c for m in sorted(graph) if (c := cycle_from(m))]
     assert cycles == [], " -> ".join(cycles[0])
+
+
+def test_no_module_of_the_package_imports_snakemake():
+    """The workflow drives the package, never the other way round (docs/design.md)."""
+    importers = sorted(path.name for path in (ROOT / "gradcheck").rglob("*.py") if _imports(path, "snakemake"))
+    assert importers == []
 
 
 def test_no_cli_function_is_longer_than_60_lines():
