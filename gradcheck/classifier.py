@@ -28,6 +28,7 @@ from .atomic import atomic_path
 from .checkpoint import CheckpointError, load_torch
 from .device import describe
 from .settings import ARCHITECTURES, ClassifierTrainConfig
+from .speed import input_layout, to_classifier_layout
 
 if TYPE_CHECKING:  # an annotation only: importing diffusers takes 1.7 s, which an evaluation job never needs
     from diffusers import DDPMScheduler
@@ -114,7 +115,7 @@ def recalibrate_batchnorm(model: torch.nn.Module, images: torch.Tensor, cfg: "Cl
         x = images[perm[i:i + cfg.batch_size]]
         if cfg.mode == "noisy":
             x = noisy_copy(x, scheduler, gen)
-        model(x.to(device))
+        model(x.to(device, memory_format=input_layout(model)))
     for m, momentum in zip(norms, saved):
         m.momentum = momentum
     model.eval()
@@ -125,7 +126,8 @@ def predict(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 256)
     """Top-1 class of each image in [-1, 1], with ``model`` in eval mode."""
     model.eval()
     device = next(model.parameters(), torch.empty(0)).device  # a brought model may have no parameters
-    return torch.cat([model(images[i:i + batch_size].to(device)).argmax(1).cpu()
+    layout = input_layout(model)
+    return torch.cat([model(images[i:i + batch_size].to(device, memory_format=layout)).argmax(1).cpu()
                       for i in range(0, len(images), batch_size)])
 
 
@@ -153,7 +155,9 @@ def train_classifier(
 ) -> tuple[torch.nn.Module, dict]:
     """Train with early stopping on the validation accuracy of the classifier's own input kind."""
     torch.manual_seed(cfg.seed)
-    model = build_classifier(num_classes, cfg.architecture).to(device)
+    # channels-last on the CPU: a MobileNetV3 training step in a third of its time (speed.py)
+    model = to_classifier_layout(build_classifier(num_classes, cfg.architecture).to(device), device)
+    layout = input_layout(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -169,7 +173,7 @@ def train_classifier(
             x, y = train_images[idx], train_labels[idx]
             if cfg.mode == "noisy":
                 x = noisy_copy(x, scheduler, gen)
-            loss = F.cross_entropy(model(x.to(device)), y.to(device))
+            loss = F.cross_entropy(model(x.to(device, memory_format=layout)), y.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -190,6 +194,7 @@ def train_classifier(
     model.load_state_dict(best_state)
     model.eval()
     final = evaluate(model, val_images, val_labels, scheduler)
+    model.to(memory_format=torch.contiguous_format)  # saved and returned in the usual layout
     report = {"mode": cfg.mode, "architecture": cfg.architecture, "monitor": monitor, "best_epoch": best_epoch, "epochs_run": len(history),
               "parameters": sum(p.numel() for p in model.parameters()), **final,
               "config": asdict(cfg), "history": history, "device": describe(device)}

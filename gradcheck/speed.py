@@ -10,7 +10,10 @@ Each was measured in ``benchmarks/`` (ratios in one run, 2-core AVX-512 CPU, no 
   CUDA PyTorch's own choice stands.
 - Memory layout: MobileNetV3's forward and backward run 2.4-2.8x faster with
   channels-last weights and inputs on the CPU (depthwise convolutions); the UNet does not
-  gain (slower), so it stays contiguous.
+  gain (slower), so it stays contiguous. Classifiers train channels-last too: a training step
+  (batch 128, 32 px, 1 thread, AMX CPU, 2026-12-07) took 0.33x its contiguous time for
+  MobileNetV3, 0.57x for ShuffleNetV2 and 1.09x for ResNet-18 (the FID feature network,
+  trained once), whose forward alone is 0.94x.
 """
 
 from __future__ import annotations
