@@ -59,7 +59,10 @@ def choose_scales(rows: list[dict]) -> dict[str, float]:
     return chosen
 
 
-def build_table(cells: list[tuple[str, str, str, str]], n_boot: int = N_BOOT, confidence: float = CONFIDENCE) -> pd.DataFrame:
+def build_table(cells: list[tuple[str, str, str, str]], own_scales=(), n_boot: int = N_BOOT,
+                confidence: float = CONFIDENCE) -> pd.DataFrame:
+    """One row per preset and stabiliser at the preset's scale. ``own_scales``: the presets that list their own
+    scales (methods.presets.<preset>.scales) rather than take grid.scale: each row's scale_rule says which."""
     rows = []
     for preset, stabiliser, scale, path in cells:
         row = read_cell(path, needs="per_sample")
@@ -82,7 +85,8 @@ def build_table(cells: list[tuple[str, str, str, str]], n_boot: int = N_BOOT, co
     for r in kept:
         several = sum(1 for x in rows if x["preset"] == r["preset"] and x["stabiliser"] == "none") > 1
         row = {k: r.get(k) for k in COLUMNS}
-        row["scale_rule"] = f"lowest FID of s = {fids[r['preset']]}" if several else "grid.scale"
+        row["scale_rule"] = (f"lowest FID of s = {fids[r['preset']]}" if several
+                             else f"methods.presets.{r['preset']}.scales" if r["preset"] in own_scales else "grid.scale")
         paper = papers.get(r["stabiliser"])
         if paper is not None and paper is not r:
             a, b = r["per_sample"], paper["per_sample"]

@@ -88,6 +88,10 @@ class MethodsPlan:
         """The scales a preset is sampled at: its own list (the lowest FID chosen), else the grid's s."""
         return [fmt_scale(s) for s in self.methods["presets"][preset].get("scales", [])] or [self.scale]
 
+    def own_scale_presets(self):
+        """The presets that list their own scales instead of taking the grid's s."""
+        return [p for p, spec in self.methods["presets"].items() if "scales" in spec]
+
     def method_cells(self):
         """(preset, stabiliser, scale) of every cell of the study, the robust baseline first."""
         cells = [dict(preset=BASELINE, stabiliser="none", scale=self.scale)]
@@ -96,8 +100,12 @@ class MethodsPlan:
                       for st in self.methods["stabilisers"] for s in self.method_scales(preset)]
         return cells
 
+    def method_role(self, preset):
+        """The guide's role in a preset's cells: the robust baseline's, or the study's classifier."""
+        return "robust" if preset == BASELINE else self.methods["classifier"]
+
     def method_guide(self, preset, replicate=0):
-        return self.classifier_path("robust" if preset == BASELINE else self.methods["classifier"], replicate=replicate)
+        return self.classifier_path(self.method_role(preset), replicate=replicate)
 
     def method_flags(self, preset, stabiliser, replicate):
         """gradcheck sample's flags of a study cell (the scale is the wildcard's): as for the grid's cells, only

@@ -39,6 +39,7 @@ rule headline_figure:
     params:
         earlier=lambda w, input: f"--earlier {input.earlier}" if input.earlier else "",
         history=lambda w, input: f"--history-metrics {input.history} --variant {HISTORY[1]}" if input.history else "",
+        ddpm_of=" ".join(str(plan.ddpm_replicate(r)) for r in plan.replicates),  # the DDPM each replicate sampled with
     log:
         "results/logs/headline_figure.log",
     benchmark:
@@ -46,8 +47,8 @@ rule headline_figure:
     conda:
         ENV
     shell:
-        "python -m gradcheck figure-headline --metrics {input.metrics} --ddpm {input.ddpm} {params.earlier} "
-        "{params.history} --out {output} 2> {log}"
+        "python -m gradcheck figure-headline --metrics {input.metrics} --ddpm {input.ddpm} --ddpm-of {params.ddpm_of} "
+        "{params.earlier} {params.history} --out {output} 2> {log}"
 
 
 rule sample_grid:

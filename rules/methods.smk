@@ -2,13 +2,15 @@
 # of the one guided step) with each stabiliser, beside the robust x_t baseline, sampled from the same
 # seeds and scored as the grid is: results/methods.csv and its figure, judge accuracy against compute.
 
-from gradcheck.plan import BASELINE, METHOD_CELL, METHOD_METRICS, METHOD_SAMPLES
+from gradcheck.plan import METHOD_CELL, METHOD_METRICS, METHOD_SAMPLES
 
 
 wildcard_constraints:
     preset="[A-Za-z][A-Za-z0-9_-]*",
 
 
+# sample_cell's command with the look (x_t or x0-hat) among the preset's flags, not a wildcard of the path:
+# sharing sample_cell's command would change it, and Snakemake would resample every user's grid.
 rule sample_method_cell:
     input:
         ddpm=lambda w: plan.ddpm_path(replicate=rep_index(w.rep)),
@@ -35,7 +37,7 @@ rule sample_method_cell:
         "{params.flags} --out {output} {params.runtime} --threads {threads} 2> {log}"
 
 
-rule evaluate_method_cell:
+use rule evaluate_cell as evaluate_method_cell with:
     input:
         samples=lambda w: plan.replicate_files(METHOD_SAMPLES, w),
         classifier=lambda w: [plan.method_guide(w.preset, r) for r in plan.replicates],
@@ -44,21 +46,14 @@ rule evaluate_method_cell:
         data=plan.data,
     output:
         METHOD_METRICS,
-    threads: JOB_THREADS
     params:
         fid=plan.fid_options(),
         flags=lambda w: plan.evaluate_flags(plan.methods["num_samples"]),
-        label=lambda w: "robust" if w.preset == BASELINE else plan.methods["classifier"],
+        label=lambda w: plan.method_role(w.preset),
     log:
         "results/logs/methods/evaluate/" + METHOD_CELL + ".log",
     benchmark:
         "results/benchmarks/methods/evaluate/" + METHOD_CELL + ".tsv"
-    conda:
-        ENV
-    shell:
-        "python -m gradcheck evaluate --samples {input.samples} --classifier {input.classifier} "
-        "--judge {input.judge} --label {params.label} --data {input.data} {params.fid} "
-        "{params.flags} --out {output} --threads {threads} 2> {log}"
 
 
 rule methods:
@@ -70,6 +65,7 @@ rule methods:
         figure=report("results/figures/methods.png", caption=CAPTIONS + "methods.rst", category="7. Methods"),
     params:
         cells=lambda w: " ".join(plan.method_metrics()),
+        own=lambda w: " ".join(plan.own_scale_presets()),
         flags=cli_flags(n_boot=config["metrics"]["n_boot"], confidence=config["metrics"]["confidence"]),
     log:
         "results/logs/methods.log",
@@ -78,4 +74,5 @@ rule methods:
     conda:
         ENV
     shell:
-        "python -m gradcheck methods-table --cells {params.cells} {params.flags} --out {output.csv} --figure {output.figure} 2> {log}"
+        "python -m gradcheck methods-table --cells {params.cells} --own-scales {params.own} {params.flags} "
+        "--out {output.csv} --figure {output.figure} 2> {log}"

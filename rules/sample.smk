@@ -1,7 +1,7 @@
 # One sampling job per grid cell and training replicate, one evaluation per cell over every replicate.
 # Within a replicate every cell uses the same seeds, so cells start from the same initial noise and
 # differ only in their guidance; replicate r has its own models and its own seeds.
-# The sensitivity study reuses both rules under other settings (rules/sensitivity.smk).
+# The sensitivity and methods studies reuse them under other settings (rules/sensitivity.smk, methods.smk).
 
 
 rule sample_cell:
@@ -46,6 +46,7 @@ rule evaluate_cell:
     params:
         fid=plan.fid_options(),
         flags=plan.evaluate_flags(config["sampling"]["num_samples"]),
+        label=lambda w: w.classifier,  # the guide's role, whose accuracy the guide column reports
     log:
         f"results/logs/evaluate/{CELL}.log",
     benchmark:
@@ -54,5 +55,5 @@ rule evaluate_cell:
         ENV
     shell:
         "python -m gradcheck evaluate --samples {input.samples} --classifier {input.classifier} "
-        "--judge {input.judge} --label {wildcards.classifier} --data {input.data} {params.fid} "
+        "--judge {input.judge} --label {params.label} --data {input.data} {params.fid} "
         "{params.flags} --out {output} --threads {threads} 2> {log}"

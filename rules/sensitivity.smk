@@ -43,6 +43,7 @@ use rule evaluate_cell as evaluate_study_cell with:
     params:
         fid=plan.fid_options(),
         flags=plan.evaluate_flags(plan.study_samples()),
+        label=lambda w: w.classifier,
     log:
         "results/logs/sensitivity/evaluate/" + STUDY_JOB + ".log",
     benchmark:

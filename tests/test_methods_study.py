@@ -57,6 +57,13 @@ def test_every_method_pairs_with_the_papers_x0_hat_at_the_studys_steps(tmp_path)
     assert frame.loc["mpgd"].judge_vs_paper == pytest.approx(0.0)
 
 
+def test_a_preset_with_one_scale_of_its_own_says_so(tmp_path):
+    specs = [_cell(tmp_path, "x0_hat", "paper", "none", 0.5, 30.0, [1, 0, 1, 0]),
+             _cell(tmp_path, "dps", "dps", "none", 0.2, 25.0, [0, 0, 0, 0])]
+    frame = build_table(parse_cells(specs), own_scales=["dps"], n_boot=50)
+    assert frame.scale_rule.tolist() == ["grid.scale", "methods.presets.dps.scales"]
+
+
 def test_choose_scales_needs_an_unstabilised_cell():
     with pytest.raises(ValueError, match="no unstabilised cell"):
         choose_scales([{"preset": "dps", "scale": 0.1, "stabiliser": "adam", "fid": 1.0},

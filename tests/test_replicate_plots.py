@@ -218,7 +218,7 @@ def test_the_headline_figure_draws_the_variant_only_beside_comparable_ddpms(tmp_
     assert "sensitivity variant" not in kw["title"]
 
 
-def test_replicates_that_share_one_ddpm_all_sit_at_its_fid_ratio(tmp_path, monkeypatch):
+def test_replicates_that_share_one_ddpm_all_sit_at_its_fid_ratio(tmp_path, monkeypatch, caplog):
     from gradcheck import plots
     from gradcheck.cli import main
 
@@ -227,11 +227,30 @@ def test_replicates_that_share_one_ddpm_all_sit_at_its_fid_ratio(tmp_path, monke
     cell = {"scale": 0.5, "per_replicate": [{"replicate": r, "judge_accuracy": a} for r, a in enumerate([0.8, 0.3, 0.4])]}
     (tmp_path / "cell.json").write_text(json.dumps(cell))
     _final().iloc[:1].assign(final="true").to_csv(tmp_path / "ddpm.csv", index=False)
-    assert main(["figure-headline", "--metrics", str(tmp_path / "cell.json"), "--ddpm", str(tmp_path / "ddpm.csv"),
-                 "--out", str(tmp_path / "fid.png")]) == 0
+    command = ["figure-headline", "--metrics", str(tmp_path / "cell.json"), "--ddpm", str(tmp_path / "ddpm.csv"),
+               "--out", str(tmp_path / "fid.png")]
+    assert main(command + ["--ddpm-of", "0", "0", "0"]) == 0
     frame, kw = drawn.pop()
     assert list(frame.fid_ratio) == [0.5] * 3 and list(frame.judge_accuracy) == [0.8, 0.3, 0.4]
     assert "one DDPM for all 3 replicates" in kw["note"]
+    assert main(command) == 2  # by default each replicate samples with its own DDPM; ddpm.csv has only replicate 0's
+    assert "--ddpm: no final row for DDPM replicate(s) [1, 2] (it has [0])" in caplog.text
+    assert main(command + ["--ddpm-of", "0", "0"]) == 2 and "--ddpm-of names 2 DDPM(s) for the cell's 3" in caplog.text
+
+
+def test_replicates_with_their_own_ddpms_sit_at_their_own_fid_ratios(tmp_path, monkeypatch):
+    from gradcheck import plots
+    from gradcheck.cli import main
+
+    drawn = []
+    monkeypatch.setattr(plots, "headline_fid_figure", lambda frame, out, **kw: drawn.append((frame, kw)))
+    cell = {"scale": 0.5, "per_replicate": [{"replicate": r, "judge_accuracy": a} for r, a in enumerate([0.8, 0.3])]}
+    (tmp_path / "cell.json").write_text(json.dumps(cell))
+    _final().assign(final="true").to_csv(tmp_path / "ddpm.csv", index=False)
+    assert main(["figure-headline", "--metrics", str(tmp_path / "cell.json"), "--ddpm", str(tmp_path / "ddpm.csv"),
+                 "--ddpm-of", "1", "0", "--out", str(tmp_path / "fid.png")]) == 0
+    frame, kw = drawn.pop()
+    assert list(frame.fid_ratio) == [0.7, 0.5] and "one DDPM" not in kw["note"]
 
 
 def test_a_save_that_fails_midway_leaves_nothing(tmp_path, monkeypatch):

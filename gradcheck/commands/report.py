@@ -212,8 +212,10 @@ def figure_replicates(a):
 
 @command("figure-headline", help="the headline cell's judge accuracy against each DDPM's FID ratio")
 @option("--metrics", required=True, help="the headline cell's JSON from evaluate (non-robust, x0-hat + ADAM)")
-@option("--ddpm", required=True, help="results/ddpm.csv from ddpm-summary: each replicate's FID ratio, or the one "
-        "DDPM's that every replicate shares")
+@option("--ddpm", required=True, help="results/ddpm.csv from ddpm-summary: each DDPM's FID ratio")
+@option("--ddpm-of", nargs="*", type=int, metavar="DDPM",
+        help="the DDPM (its replicate in --ddpm) each training replicate sampled with, in replicate order; "
+        "default: each replicate its own")
 @option("--earlier", help="CSV of earlier DDPMs' headline cells (label, source, fid_ratio, judge_accuracy, "
         "judge_accuracy_low, judge_accuracy_high, features, samples), drawn hollow where their FID ratio was "
         "measured on this run's feature network and number of samples")
@@ -242,13 +244,13 @@ def figure_headline(a):
             log.warning("%s", note)
     cell = read_cell(metrics, needs="per_replicate")
     suffix = f", {variant}" if variant else ""
-    shared = len(final) == 1 and len(cell["per_replicate"]) > 1  # replicate_ddpm: false, one DDPM for every guide
-    if shared:
-        note = "; ".join(filter(None, [note, f"one DDPM for all {len(cell['per_replicate'])} replicates: "
+    replicates = [r["replicate"] for r in cell["per_replicate"]]
+    ddpm_of = replicate_ddpms(replicates, a.ddpm_of, final.index)
+    if len(replicates) > 1 and len(set(ddpm_of.values())) == 1:  # replicate_ddpm: false, one DDPM for every guide
+        note = "; ".join(filter(None, [note, f"one DDPM for all {len(replicates)} replicates: "
                                        "the vertical spread is the guides'"]))
     frame = pd.DataFrame([{"label": f"replicate {r['replicate']}{suffix}", "source": "this run",
-                           "fid_ratio": float(final["fid_ratio"].iloc[0] if shared
-                                              else final.loc[r["replicate"], "fid_ratio"]),
+                           "fid_ratio": float(final.loc[ddpm_of[r["replicate"]], "fid_ratio"]),
                            "judge_accuracy": r["judge_accuracy"], "judge_accuracy_low": float("nan"),
                            "judge_accuracy_high": float("nan")} for r in cell["per_replicate"]])
     if earlier is not None:
@@ -256,6 +258,18 @@ def figure_headline(a):
     headline_fid_figure(frame, a.out, paper=PAPER_HEADLINE_ACCURACY, note=note,
                         title=f"headline cell (non-robust, x0-hat + ADAM, s = {cell['scale']:g}"
                         f"{', sensitivity variant ' + variant if variant else ''}) against DDPM quality")
+
+
+def replicate_ddpms(replicates, ddpm_of, measured) -> dict:
+    """{training replicate: the DDPM it sampled with}, from --ddpm-of (one DDPM per replicate, in order; default:
+    each replicate its own), every DDPM checked to be among those measured (results/ddpm.csv's replicates)."""
+    ddpm_of = list(replicates) if ddpm_of is None else ddpm_of
+    if len(ddpm_of) != len(replicates):
+        raise ValueError(f"--ddpm-of names {len(ddpm_of)} DDPM(s) for the cell's {len(replicates)} replicates")
+    missing = sorted(set(ddpm_of) - set(measured))
+    if missing:
+        raise ValueError(f"--ddpm: no final row for DDPM replicate(s) {missing} (it has {sorted(measured)})")
+    return dict(zip(replicates, ddpm_of))
 
 
 def comparable_ddpms(earlier, final, source: str):
