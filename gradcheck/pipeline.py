@@ -100,24 +100,9 @@ class GuidedDDPMPipeline(DiffusionPipeline):
             **guidance: any other field of :class:`gradcheck.settings.GuidanceSettings`, e.g. clip_x0,
                 normalise, objective, recurrence, inner_steps, adam_eps, bias_correction.
         """
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"unknown output_type {output_type!r}; choose one of {', '.join(OUTPUT_TYPES)}")
-        if x0_hat is None:
-            x0_hat = method != "paper"
-        settings = GuidanceSettings(scale=scale, target=target, x0_hat=x0_hat, stabiliser=stabiliser,
-                                    method=method, **guidance)  # refuses an unknown method, stabiliser, ...
-        if settings.scale != 0 and classifier is None:
-            raise ValueError(f"a guidance scale of {settings.scale:g} needs a classifier: pass classifier=, "
-                             "or scale=0 to sample unguided")
-        if settings.scale < 0:
-            raise ValueError(f"scale must be 0 or positive (0 samples unguided), got {settings.scale:g}")
-        if isinstance(target, bool) or not isinstance(target, numbers.Integral) or target < 0:
-            raise ValueError(f"target must be a class index 0, 1, ..., got {target!r}")
-        if num_inference_steps is not None and num_inference_steps <= 0:
-            raise ValueError(f"num_inference_steps must be positive or None (every step), got {num_inference_steps}")
-        if batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
-
+        settings = GuidanceSettings(scale=scale, target=target, x0_hat=method != "paper" if x0_hat is None else x0_hat,
+                                    stabiliser=stabiliser, method=method, **guidance)  # refuses an unknown method, ...
+        _check_call(settings, classifier, target, num_inference_steps, batch_size, output_type)
         generators, chunk = _generators(seeds, generator, batch_size)
         device = self._execution_device
         progress = progress and not getattr(self, "_progress_bar_config", {}).get("disable", False)
@@ -131,13 +116,28 @@ class GuidedDDPMPipeline(DiffusionPipeline):
             image = (image / 2 + 0.5).clamp(0, 1)
             if output_type != "pt":
                 image = image.cpu().permute(0, 2, 3, 1).numpy()
-                if output_type == "pil":
-                    image = self.numpy_to_pil(image)
-
+                image = self.numpy_to_pil(image) if output_type == "pil" else image
         self.maybe_free_model_hooks()
         if not return_dict:
             return image, trace
         return GuidedPipelineOutput(images=image, trace=trace)
+
+
+def _check_call(settings: GuidanceSettings, classifier, target, num_inference_steps, batch_size, output_type):
+    """Refuse, naming the argument, what the sampler would otherwise fail on after a UNet pass or take silently."""
+    if output_type not in OUTPUT_TYPES:
+        raise ValueError(f"unknown output_type {output_type!r}; choose one of {', '.join(OUTPUT_TYPES)}")
+    if settings.scale != 0 and classifier is None:
+        raise ValueError(f"a guidance scale of {settings.scale:g} needs a classifier: pass classifier=, "
+                         "or scale=0 to sample unguided")
+    if settings.scale < 0:
+        raise ValueError(f"scale must be 0 or positive (0 samples unguided), got {settings.scale:g}")
+    if isinstance(target, bool) or not isinstance(target, numbers.Integral) or target < 0:
+        raise ValueError(f"target must be a class index 0, 1, ..., got {target!r}")
+    if num_inference_steps is not None and num_inference_steps <= 0:
+        raise ValueError(f"num_inference_steps must be positive or None (every step), got {num_inference_steps}")
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
 
 
 def _generators(seeds, generator, batch_size) -> tuple[list[torch.Generator], int]:
