@@ -5,16 +5,19 @@ Run:  python benchmarks/roofline.py [--threads 1] [--repeats 5] [--no-profile] [
 On whatever machine runs it, in this one run:
 1. the CPU's bfloat16 and float32 GEMM peak (a 2048^3 matrix product; ``lscpu``'s AMX / AVX-512
    flags printed beside it, since they decide the bfloat16 peak);
-2. the achieved GFLOP/s of the three kernels that make a default run's time, with FLOPs counted by
+2. the achieved GFLOP/s of the kernels that make a default run's time, with FLOPs counted by
    ``torch.utils.flop_counter`` (matrix products and convolutions; element-wise work counts none),
    each as a share of the measured bfloat16 GEMM peak:
    - a DDPM training step (config.yaml's UNet, batch 32, bfloat16 autocast, AdamW), as the trainer runs it;
    - a sampling step's UNet forward (bfloat16 weights, batch 96, no gradient), as an x_t cell runs it;
    - an x0-hat step (UNet forward, x0-hat, the guide's forward, the backward through both; batch 96);
+   - a guide's training step (MobileNetV3, batch 128, float32, channels-last, AdamW), as the trainer runs it,
+     counted as 3x its forward (the FLOP counter counts a depthwise convolution's backward as a dense one);
 3. with the profile, where each kernel's time goes: convolutions, dtype copies, GroupNorm, SiLU, the rest;
 4. with ``--candidates``, speed-ups of the training step, each timed against the trainer's own step: float16
    autocast, channels-last (oneDNN's preferred layout for bfloat16 convolutions), channels-last with
-   GroupNorm run in the contiguous layout, and with ``--compile`` torch.compile;
+   GroupNorm run in the contiguous layout, and with ``--compile`` torch.compile; and each classifier
+   architecture's training step channels-last against contiguous (the trainer runs them channels-last);
 5. the seconds of a job that are not compute: the interpreter and imports, loading a DDPM pipeline
    and a classifier from disk.
 
@@ -41,6 +44,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from gradcheck.classifier import build_classifier, load_classifier, save_classifier
 from gradcheck.ddpm import UNetConfig, build_scheduler, build_unet, load_pipeline
 from gradcheck.guidance import GuidanceSettings, noise_and_gradient
+from gradcheck.settings import ARCHITECTURES
 from gradcheck.speed import attention_kernel, input_layout, to_classifier_layout
 
 SIZE, T = 32, 400
@@ -122,7 +126,39 @@ def kernels():
         "DDPM training step, batch 32": (training_step, "bfloat16 autocast, AdamW"),
         "sampling: UNet forward, batch 96": (unet_forward, "bfloat16 weights"),
         "x0-hat step: forward + backward, batch 96": (x0_hat_step, "UNet and guide, bfloat16 UNet"),
+        "guide training step, batch 128": (classifier_step("mobilenet_v3_small", channels_last=True),
+                                           "MobileNetV3, float32, channels-last, AdamW; FLOPs: 3x its forward"),
     }
+
+
+def guide_training_flops() -> float:
+    """A guide training step's FLOPs as 3x its forward's (a forward and a backward with input and weight
+    gradients): torch.utils.flop_counter counts a depthwise convolution's backward as a dense one, 25x over."""
+    model = build_classifier(4).train()
+    x = torch.randn(128, 3, SIZE, SIZE)
+    return 3 * flops(lambda: model(x))
+
+
+def kernel_flops(name: str, fn) -> float:
+    return guide_training_flops() if name.startswith("guide training step") else flops(fn)
+
+
+def classifier_step(architecture: str, channels_last: bool):
+    """One training step of a classifier as classifier.train_classifier runs it (batch 128, 32 px, AdamW)."""
+    torch.manual_seed(0)
+    model = build_classifier(4, architecture).train()
+    if channels_last:
+        to_classifier_layout(model, torch.device("cpu"))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
+    x, y = torch.randn(128, 3, SIZE, SIZE).contiguous(memory_format=input_layout(model)), torch.arange(128) % 4
+
+    def step():
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
 
 
 def _group_norm_contiguous(self, x):
@@ -238,7 +274,7 @@ def main() -> None:
     print(f"\n2. kernels{'':<39}{'GFLOP':>7}{'ms':>9}{'GFLOP/s':>9}{'of bf16 peak':>14}")
     runs = kernels()
     for name, (fn, note) in runs.items():
-        work = flops(fn)
+        work = kernel_flops(name, fn)
         seconds = median_seconds(fn, a.repeats)
         rate = work / seconds / 1e9
         print(f"  {name:<45}{work / 1e9:>7.1f}{seconds * 1e3:>9.1f}{rate:>9.0f}{rate / peaks['bfloat16']:>13.0%}"
@@ -256,6 +292,12 @@ def main() -> None:
         base = next(iter(medians.values()))
         for name, seconds in medians.items():
             print(f"  {name:<45}{seconds * 1e3:>9.1f} ms{seconds / base:>7.2f}x")
+        print("   classifier training step, batch 128: channels-last against contiguous (interleaved)")
+        for architecture in ARCHITECTURES:
+            medians = interleaved_medians({layout: classifier_step(architecture, layout == "channels-last")
+                                           for layout in ("contiguous", "channels-last")}, a.repeats)
+            print(f"  {architecture:<45}{medians['contiguous'] * 1e3:>9.1f} ms{medians['channels-last'] * 1e3:>9.1f} ms"
+                  f"{medians['channels-last'] / medians['contiguous']:>7.2f}x")
 
     print("\n5. a job's seconds outside compute")
     print(f"  {'interpreter and imports (a sampling job)':<45}{startup_seconds():>7.2f} s")

@@ -4,6 +4,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+import torch
 
 from config_loading import load_config as _config
 from gradcheck.settings import unet_config
@@ -39,10 +40,16 @@ def test_roofline_times_config_yamls_unet_and_counts_its_flops():
     assert unet == roofline.UNetConfig() and size == roofline.SIZE
     kernels = roofline.kernels()
     assert list(kernels) == ["DDPM training step, batch 32", "sampling: UNet forward, batch 96",
-                             "x0-hat step: forward + backward, batch 96"]
-    work = {name: roofline.flops(fn) for name, (fn, _) in kernels.items()}
+                             "x0-hat step: forward + backward, batch 96", "guide training step, batch 128"]
+    work = {name: roofline.kernel_flops(name, fn) for name, (fn, _) in kernels.items()}
     # training: a forward and a backward with input and weight gradients, 3x a forward, at a third of the
     # batch; x0-hat: a forward and a backward with input gradients only (frozen weights), plus the guide
     forward96 = work["sampling: UNet forward, batch 96"]
     assert work["DDPM training step, batch 32"] == pytest.approx(forward96, rel=0.05)
     assert 2 * forward96 < work["x0-hat step: forward + backward, batch 96"] < 2.3 * forward96
+    # the guide's step: 3x its forward, not the counter's own count, which takes a depthwise convolution's
+    # backward for a dense one
+    guide = roofline.build_classifier(4).eval()
+    guide_forward = roofline.flops(lambda: guide(torch.randn(128, 3, size, size)))
+    assert work["guide training step, batch 128"] == pytest.approx(3 * guide_forward)
+    assert roofline.flops(kernels["guide training step, batch 128"][0]) > 10 * guide_forward
