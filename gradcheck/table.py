@@ -29,7 +29,6 @@ def columns() -> list[str]:
     return KEYS + [c for m in measures.names() for c in (m, f"{m}_low", f"{m}_high")] + INFO
 
 
-COLUMNS = columns()
 CLASSIFIER_ORDER = {"robust": 0, "nonrobust": 1}
 
 

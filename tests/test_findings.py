@@ -6,7 +6,7 @@ import pytest
 
 from gradcheck.findings import (FAILS, HOLDS, UNCLEAR, Estimate, approaches, better, check_claims, combine,
                                 instrument_check, paired_verdict, render)
-from gradcheck.table import COLUMNS
+from gradcheck.table import columns
 
 
 @pytest.mark.parametrize("a, b, higher, verdict", [
@@ -81,7 +81,7 @@ def _inputs(judge_rate, cosine=None, replicates=3, seeds=1, n=32, seed=0):
             "replicate": np.repeat(np.arange(replicates), seeds * n).tolist(),
             "seed_index": np.tile(np.repeat(np.arange(seeds), n), replicates).tolist(),
             "judge": judge, "guide": judge, "cosine": cos_values, "cosine_late": cos_values}}
-    return pd.DataFrame(rows)[COLUMNS], cells
+    return pd.DataFrame(rows)[columns()], cells
 
 
 def _claims(rates, **kw):
