@@ -82,6 +82,8 @@ def stability_correlation(frame: pd.DataFrame, n_boot: int = N_BOOT, confidence:
         idx = rng.integers(0, len(x), len(x))
         if np.ptp(x[idx]) > 0 and np.ptp(y[idx]) > 0:  # a resample with one value has no rank correlation
             boots.append(spearmanr(x[idx], y[idx]).statistic)
+    if not boots:  # the judge or the signal is constant over the cells: no rank correlation to resample
+        return rho, float("nan"), float("nan"), len(x)
     low, high = np.percentile(boots, [50 * (1 - confidence), 50 * (1 + confidence)])
     return rho, float(low), float(high), len(x)
 

@@ -323,7 +323,7 @@ def test_informativeness_of_another_direction_is_its_cosine(scheduler):
     """MPGD's direction (in x0) against another classifier's gradient at x_t, recomputed by hand at step 0."""
     unet, clf, ref = tiny_unet(), SmallConvNet(0), SmallConvNet(7)
     settings = GuidanceSettings(scale=2.0, target=1, x0_hat=True, method="mpgd")
-    _, trace = _sample(unet, scheduler, clf, settings, reference=ref)
+    _, trace = _sample(unet, scheduler, clf, settings, reference=ref, judge_every=1)  # the reference at every step
     assert ((trace.informativeness >= -1) & (trace.informativeness <= 1)).all()
     gens = sample_generators(SEEDS)
     x = initial_noise(gens, SHAPE, "cpu")

@@ -176,6 +176,12 @@ def test_stability_correlation_is_spearmans_rho_over_cells():
     assert low <= rho <= high
 
 
+def test_a_constant_judge_has_no_correlation_and_no_interval():
+    frame = pd.DataFrame({"cosine_mean": [0.1, 0.5, 0.9, 0.3], "judge_accuracy": [0.0] * 4})
+    rho, low, high, n = stability_correlation(frame, n_boot=50)
+    assert n == 4 and np.isnan(rho) and np.isnan(low) and np.isnan(high)
+
+
 # --- the workflow ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("change, key", [({"adam_beta1": [1.0]}, "adam_beta1"),
