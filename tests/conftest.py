@@ -7,9 +7,7 @@ import pytest
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
 
-# Under pytest-xdist (pyproject's addopts: two workers) each worker gets one core's worth of torch threads:
-# more threads than free cores slow torch several-fold (docs/configuration.md, "Threads")
-torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, torch.get_num_threads()))
+torch.set_num_threads(min(2, torch.get_num_threads()))
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "tiny.yaml"
@@ -27,14 +25,6 @@ def snakemake(workdir, *args, configfile=TINY, check=True, env=None, timeout=900
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
-
-
-def pytest_collection_modifyitems(items):
-    """One xdist worker per module (its module-scoped fixtures are built once); every test on the shared tiny
-    run, whatever its module, on one worker, so that the run is made once."""
-    for item in items:
-        group = "tiny_run" if "run" in item.fixturenames else item.module.__name__
-        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
