@@ -69,6 +69,7 @@ def sample_cell(ddpm, classifier, target_name: str, settings: dict, seeds: list[
               "ddpm": str(ddpm), "classifier": str(classifier), "judge": judge and str(judge),
               "reference": reference and str(reference),
               "judge_every": judge_every, "sampling_seeds": seeds, "samples_per_seed": num_samples,
-              "num_inference_steps": steps or timesteps, "num_train_timesteps": timesteps, "unet_dtype": unet_dtype,
+              "num_inference_steps": steps or timesteps, "num_train_timesteps": timesteps,
+              "unet_dtype": str(next(unet.parameters()).dtype).removeprefix("torch."),  # what ran ("auto" resolved)
               "device": describe(device)}
     return images, sample_ids, trace, record

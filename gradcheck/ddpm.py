@@ -15,7 +15,7 @@ import math
 import os
 import shutil
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import safetensors.torch
@@ -29,7 +29,7 @@ from .atomic import atomic_dir, atomic_path, write_json
 from .checkpoint import CheckpointError, load_torch
 from .device import describe
 from .settings import UNET_DTYPES, DDPMTrainConfig, UNetConfig, linear_beta_range
-from .speed import attention_kernel
+from .speed import attention_kernel, resolve_precision
 
 log = logging.getLogger(__name__)
 SNAPSHOTS = "snapshots"  # sub-directory of the pipeline directory: sampling weights during training
@@ -72,7 +72,8 @@ def build_scheduler(num_train_timesteps: int, scale_betas: bool = False) -> DDPM
 
 # Precisions the UNet can sample in. float16 is the authors' (on a GPU); on a CPU without
 # AMX it runs about 50x slower than float32, while bfloat16 runs about 2x faster (avx512_bf16).
-TORCH_DTYPES = {name: getattr(torch, name) for name in UNET_DTYPES}
+# "auto" resolves to one of them on the device (gradcheck.speed.resolve_precision).
+TORCH_DTYPES = {name: getattr(torch, name) for name in UNET_DTYPES if name != "auto"}
 
 
 def load_pipeline(path: str | os.PathLike, device: torch.device | str = "cpu",
@@ -81,6 +82,7 @@ def load_pipeline(path: str | os.PathLike, device: torch.device | str = "cpu",
     path = Path(path)
     if dtype not in UNET_DTYPES:
         raise ValueError(f"unknown UNet dtype {dtype!r}; choose one of {', '.join(UNET_DTYPES)}")
+    dtype = resolve_precision(dtype, device)
     if not (path / "model_index.json").is_file():
         raise CheckpointError(f"{path} is not a DDPM pipeline directory (no model_index.json)")
     try:
@@ -123,6 +125,7 @@ def train_ddpm(
     checkpointing (used to test resuming). Returns the loss of every step run here.
     """
     image_size = images.shape[-1]
+    cfg = replace(cfg, precision=resolve_precision(cfg.precision, device))  # what ran: the checkpoint and record say
     torch.manual_seed(cfg.seed)
     unet = build_unet(cfg.unet, image_size).to(device)
     scheduler = build_scheduler(cfg.num_train_timesteps, cfg.scale_betas)

