@@ -2,7 +2,8 @@
 
 Run:  python benchmarks/contention.py [--seconds 12] [--threads 1 2]
 
-Times a DDPM training step (config.yaml's UNet, batch 32, bfloat16 autocast, AdamW: the step that
+Times a DDPM training step (config.yaml's UNet, batch 32, in the precision ``auto`` picks on this CPU,
+bfloat16 autocast where oneDNN has bfloat16 kernels and float32 elsewhere; AdamW: the step that
 makes most of a default run's time) in a fresh process, for each thread count: alone; beside ONE busy
 single-threaded process (a Python loop: a browser tab, a colleague's script, another job); and, for one
 thread, two such jobs side by side (how the workflow runs them with ``--cores 2``). Each figure is the
@@ -26,13 +27,15 @@ STEP = r"""
 import statistics, sys, time, torch
 import torch.nn.functional as F
 from gradcheck.ddpm import UNetConfig, build_unet
+from gradcheck.speed import resolve_precision
 torch.set_num_threads(int(sys.argv[1]))
+bf16 = resolve_precision("auto", "cpu") == "bfloat16"
 torch.manual_seed(0)
 unet = build_unet(UNetConfig(), 32)
 optimizer = torch.optim.AdamW(unet.parameters(), lr=1e-4)
 x, noise, t = torch.randn(32, 3, 32, 32), torch.randn(32, 3, 32, 32), torch.randint(0, 400, (32,))
 def step():
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         pred = unet(x, t).sample
     loss = F.mse_loss(pred.float(), noise)
     optimizer.zero_grad(set_to_none=True)
@@ -67,7 +70,10 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=12.0, help="stepping time per measurement")
     p.add_argument("--threads", type=int, nargs="+", default=[len(os.sched_getaffinity(0)), 1])
     a = p.parse_args()
-    print(f"{len(os.sched_getaffinity(0))} cores; DDPM training step, config.yaml's UNet, batch 32, bfloat16 autocast\n")
+    from gradcheck.speed import resolve_precision
+
+    precision = {"bfloat16": "bfloat16 autocast", "float32": "float32"}[resolve_precision("auto", "cpu")]
+    print(f"{len(os.sched_getaffinity(0))} cores; DDPM training step, config.yaml's UNet, batch 32, {precision}\n")
     print(f"{'threads':>8}{'alone ms':>10}{'beside 1 busy ms':>18}{'x alone':>9}{'steps/s alone':>15}")
     for threads in a.threads:
         alone = step_seconds(threads, a.seconds)[0]

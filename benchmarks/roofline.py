@@ -7,15 +7,17 @@ On whatever machine runs it, in this one run:
    flags printed beside it, since they decide the bfloat16 peak);
 2. the achieved GFLOP/s of the kernels that make a default run's time, with FLOPs counted by
    ``torch.utils.flop_counter`` (matrix products and convolutions; element-wise work counts none),
-   each as a share of the measured bfloat16 GEMM peak:
-   - a DDPM training step (config.yaml's UNet, batch 32, bfloat16 autocast, AdamW), as the trainer runs it;
-   - a sampling step's UNet forward (bfloat16 weights, batch 96, no gradient), as an x_t cell runs it;
+   each as a share of the measured GEMM peak of the precision it runs in. The UNet runs in the precision
+   ``auto`` picks on this CPU, as the workflow does: bfloat16 where oneDNN has bfloat16 kernels (AVX-512,
+   AMX), float32 elsewhere (an AVX2-only CPU, where bfloat16 falls back to reference loops);
+   - a DDPM training step (config.yaml's UNet, batch 32, autocast as above, AdamW), as the trainer runs it;
+   - a sampling step's UNet forward (weights as above, batch 96, no gradient), as an x_t cell runs it;
    - an x0-hat step (UNet forward, x0-hat, the guide's forward, the backward through both; batch 96);
    - a guide's training step (MobileNetV3, batch 128, float32, channels-last, AdamW), as the trainer runs it,
      counted as 3x its forward (the FLOP counter counts a depthwise convolution's backward as a dense one);
 3. with the profile, where each kernel's time goes: convolutions, dtype copies, GroupNorm, SiLU, the rest;
 4. with ``--candidates``, speed-ups of the training step, each timed against the trainer's own step: float16
-   autocast, channels-last (oneDNN's preferred layout for bfloat16 convolutions), channels-last with
+   autocast (where oneDNN has float16 kernels), channels-last (oneDNN's preferred layout for bfloat16 convolutions), channels-last with
    GroupNorm run in the contiguous layout, and with ``--compile`` torch.compile; and each classifier
    architecture's training step channels-last against contiguous (the trainer runs them channels-last);
 5. the seconds of a job that are not compute: the interpreter and imports, loading a DDPM pipeline
@@ -45,7 +47,7 @@ from gradcheck.classifier import build_classifier, load_classifier, save_classif
 from gradcheck.ddpm import UNetConfig, build_scheduler, build_unet, load_pipeline
 from gradcheck.guidance import GuidanceSettings, noise_and_gradient
 from gradcheck.settings import ARCHITECTURES
-from gradcheck.speed import attention_kernel, input_layout, to_classifier_layout
+from gradcheck.speed import attention_kernel, input_layout, native_bfloat16, resolve_precision, to_classifier_layout
 
 SIZE, T = 32, 400
 # Where a kernel's time goes: each profiled operator's self time falls in the first group whose pattern it matches.
@@ -91,8 +93,12 @@ def gemm_peak(dtype: torch.dtype, repeats: int, n: int = 2048) -> float:
     return 2 * n**3 / median_seconds(lambda: a @ b, repeats) / 1e9
 
 
-def kernels():
-    """name -> (function, note): the three kernels of a default run, built as the workflow runs them."""
+def kernels(precision: str = "auto"):
+    """name -> (function, note): the kernels of a default run, built as the workflow runs them, the UNet
+    in ``precision`` (bfloat16: autocast while training, bfloat16 weights while sampling; auto: as the workflow)."""
+    precision = resolve_precision(precision, torch.device("cpu"))
+    bf16 = precision == "bfloat16"
+    dtype = getattr(torch, precision)
     torch.manual_seed(0)
     unet_config = UNetConfig()  # the settings' defaults are config.yaml's UNet
     scheduler = build_scheduler(T, scale_betas=True)
@@ -102,14 +108,14 @@ def kernels():
     x32, noise32, t32 = torch.randn(32, 3, SIZE, SIZE), torch.randn(32, 3, SIZE, SIZE), torch.randint(0, T, (32,))
 
     def training_step():
-        with torch.autocast("cpu", dtype=torch.bfloat16), attention_kernel(torch.device("cpu"), torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16), attention_kernel(torch.device("cpu"), dtype):
             pred = train_unet(x32, t32).sample
         loss = F.mse_loss(pred.float(), noise32)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
-    unet = build_unet(unet_config, SIZE).to(torch.bfloat16).eval().requires_grad_(False)
+    unet = build_unet(unet_config, SIZE).to(dtype).eval().requires_grad_(False)
     x96, t = torch.randn(96, 3, SIZE, SIZE), torch.tensor(T // 2)
     guide = to_classifier_layout(build_classifier(4).eval().requires_grad_(False), torch.device("cpu"))
     settings = GuidanceSettings(scale=0.5, target=0, x0_hat=True)
@@ -117,18 +123,35 @@ def kernels():
 
     def unet_forward():
         with torch.no_grad():
-            unet(x96.to(torch.bfloat16), t)
+            unet(x96.to(dtype), t)
+
+    # a float32 UNet gets the leaf itself (a bfloat16 one a cast copy), and FlopCounterMode's module hooks fail on
+    # autograd.grad of a module's leaf input (torch 2.14): there the step runs behind a copy, 0.3 MB
+    stepped = unet if bf16 else _CopiedInput(unet)
 
     def x0_hat_step():
-        noise_and_gradient(unet, guide, x96.contiguous(memory_format=input_layout(guide)), t, alpha_bar, settings)
+        noise_and_gradient(stepped, guide, x96.contiguous(memory_format=input_layout(guide)), t, alpha_bar, settings)
 
     return {
-        "DDPM training step, batch 32": (training_step, "bfloat16 autocast, AdamW"),
-        "sampling: UNet forward, batch 96": (unet_forward, "bfloat16 weights"),
-        "x0-hat step: forward + backward, batch 96": (x0_hat_step, "UNet and guide, bfloat16 UNet"),
+        "DDPM training step, batch 32": (training_step, f"{'bfloat16 autocast' if bf16 else 'float32'}, AdamW"),
+        "sampling: UNet forward, batch 96": (unet_forward, f"{precision} weights"),
+        "x0-hat step: forward + backward, batch 96": (x0_hat_step, f"UNet and guide, {precision} UNet"),
         "guide training step, batch 128": (classifier_step("mobilenet_v3_small", channels_last=True),
                                            "MobileNetV3, float32, channels-last, AdamW; FLOPs: 3x its forward"),
     }
+
+
+class _CopiedInput:
+    """A UNet that gets a copy of its input, as a bfloat16 UNet gets its cast."""
+
+    def __init__(self, unet):
+        self.unet = unet
+
+    def parameters(self):
+        return self.unet.parameters()
+
+    def __call__(self, x, t):
+        return self.unet(x.clone(), t)
 
 
 def guide_training_flops() -> float:
@@ -170,14 +193,20 @@ def _group_norm_contiguous(self, x):
 
 
 def candidate_steps(compile_too: bool):
-    """name -> a DDPM training step under one candidate speed-up (the trainer's step is the first)."""
+    """name -> a DDPM training step under one candidate speed-up (the trainer's step, in the precision
+    ``auto`` picks here, is the first). Reduced precisions only where oneDNN has kernels for them: without,
+    a step takes minutes."""
     x, noise, t = torch.randn(32, 3, SIZE, SIZE), torch.randn(32, 3, SIZE, SIZE), torch.randint(0, T, (32,))
-    variants = {"as the trainer (bfloat16 autocast, contiguous)": (torch.bfloat16, False, False, False),
-                "float16 autocast": (torch.float16, False, False, False),
-                "channels-last": (torch.bfloat16, True, False, False),
-                "channels-last, GroupNorm contiguous": (torch.bfloat16, True, True, False)}
+    precision = resolve_precision("auto", torch.device("cpu"))
+    dtype = torch.bfloat16 if precision == "bfloat16" else None  # None: no autocast, float32
+    label = "bfloat16 autocast" if dtype else "float32"
+    variants = {f"as the trainer ({label}, contiguous)": (dtype, False, False, False)}
+    if torch.ops.mkldnn._is_mkldnn_fp16_supported():
+        variants["float16 autocast"] = (torch.float16, False, False, False)
+    variants["channels-last"] = (dtype, True, False, False)
+    variants["channels-last, GroupNorm contiguous"] = (dtype, True, True, False)
     if compile_too:
-        variants["torch.compile (inductor)"] = (torch.bfloat16, False, False, True)
+        variants["torch.compile (inductor)"] = (dtype, False, False, True)
     steps = {}
     for name, (dtype, channels_last, gn_contiguous, compiled) in variants.items():
         torch.manual_seed(0)
@@ -192,7 +221,7 @@ def candidate_steps(compile_too: bool):
                     m.forward = _group_norm_contiguous.__get__(m)
 
         def step(model=model, optimizer=optimizer, dtype=dtype, layout=layout):
-            with torch.autocast("cpu", dtype=dtype):
+            with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
                 pred = model(x.contiguous(memory_format=layout), t).sample
             loss = F.mse_loss(pred.float(), noise)
             optimizer.zero_grad(set_to_none=True)
@@ -247,7 +276,7 @@ def loading_seconds(repeats: int) -> dict[str, float]:
         DDPMPipeline(unet=build_unet(UNetConfig(), SIZE), scheduler=build_scheduler(T)).save_pretrained(tmp + "/ddpm")
         save_classifier(tmp + "/guide.pt", build_classifier(4), ("a", "b", "c", "d"), SIZE, "clean")
         return {"DDPM pipeline (diffusers from_pretrained)": median_seconds(lambda: load_pipeline(tmp + "/ddpm",
-                                                                                                  dtype="bfloat16"),
+                                                                                                  dtype="auto"),
                                                                              repeats),
                 "classifier (torch.load + torchvision)": median_seconds(lambda: load_classifier(tmp + "/guide.pt"),
                                                                         repeats)}
@@ -265,20 +294,26 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     print(f"{cpu_flags()}\ntorch {torch.__version__}, {torch.get_num_threads()} thread(s), median of {a.repeats}\n")
 
-    peaks = {name: gemm_peak(dtype, a.repeats) for name, dtype in (("bfloat16", torch.bfloat16),
-                                                                      ("float32", torch.float32))}
+    cpu = torch.device("cpu")
+    # without bfloat16 kernels a 2048^3 product takes tens of seconds: a 512^3 one tells as much
+    bf16_n = 2048 if native_bfloat16(cpu) else 512
+    peaks = {"bfloat16": gemm_peak(torch.bfloat16, a.repeats, bf16_n), "float32": gemm_peak(torch.float32, a.repeats)}
     print("1. GEMM peak (2048^3)")
     for name, gflops in peaks.items():
-        print(f"  {name:<10}{gflops:>8.0f} GFLOP/s")
+        print(f"  {name:<10}{gflops:>8.1f} GFLOP/s" + ("" if name != "bfloat16" or bf16_n == 2048 else
+                                                    "   (512^3: no bfloat16 kernels on this CPU)"))
 
-    print(f"\n2. kernels{'':<39}{'GFLOP':>7}{'ms':>9}{'GFLOP/s':>9}{'of bf16 peak':>14}")
-    runs = kernels()
+    precision = resolve_precision("auto", cpu)  # the workflow's default on this CPU
+    print(f"\n2. kernels, the UNet in {precision} (the workflow's 'auto' here){'':<2}"
+          f"{'GFLOP':>7}{'ms':>9}{'GFLOP/s':>9}{'of peak':>9}")
+    runs = kernels(precision)
     for name, (fn, note) in runs.items():
         work = kernel_flops(name, fn)
         seconds = median_seconds(fn, a.repeats)
         rate = work / seconds / 1e9
-        print(f"  {name:<45}{work / 1e9:>7.1f}{seconds * 1e3:>9.1f}{rate:>9.0f}{rate / peaks['bfloat16']:>13.0%}"
-              f"   ({note})")
+        # the guide trains in float32 whatever the UNet's precision
+        peak = peaks["float32" if name.startswith("guide") else precision]
+        print(f"  {name:<45}{work / 1e9:>7.1f}{seconds * 1e3:>9.1f}{rate:>9.0f}{rate / peak:>8.0%}   ({note})")
 
     if not a.no_profile:
         print("\n3. where the time goes (share of profiled self time)")
