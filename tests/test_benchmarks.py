@@ -53,3 +53,13 @@ def test_roofline_times_config_yamls_unet_and_counts_its_flops():
     guide_forward = roofline.flops(lambda: guide(torch.randn(128, 3, size, size)))
     assert work["guide training step, batch 128"] == pytest.approx(3 * guide_forward)
     assert roofline.flops(kernels["guide training step, batch 128"][0]) > 10 * guide_forward
+
+
+def test_the_shrunk_run_keeps_the_defaults_jobs_and_shortens_them():
+    shrunk = _module("run_contention").SCALES["small"]
+    default, small = _config(), _config(shrunk)  # the overlay passes the schema
+    for key in ("replicates", "replicate_ddpm", "threads_per_job", "grid", "ablation"):
+        assert small[key] == default[key], key
+    assert small["ddpm"]["steps"] < default["ddpm"]["steps"]
+    assert small["sampling"]["steps"] < default["ddpm"]["timesteps"]
+    assert small["sampling"]["num_samples"] < default["sampling"]["num_samples"]
