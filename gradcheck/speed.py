@@ -39,7 +39,7 @@ def native_bfloat16(device: torch.device | str) -> bool:
     that supports bfloat16, or a CPU for which oneDNN has bfloat16 kernels (AVX-512 or AMX)."""
     device = torch.device(device)
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        return torch.cuda.is_bf16_supported(including_emulation=False)  # Ampere or later: emulated is slow
     return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 

@@ -140,8 +140,11 @@ def test_auto_precision_is_bfloat16_only_where_the_device_has_its_kernels(monkey
     with caplog.at_level("WARNING", logger="gradcheck.speed"):
         assert speed.resolve_precision("bfloat16", CPU) == "bfloat16"  # asked for by name: kept
     assert ("no bfloat16 kernels" in caplog.text) is not native
-    monkeypatch.setattr(speed.torch.cuda, "is_bf16_supported", lambda: True)
+    monkeypatch.setattr(speed.torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
     assert speed.resolve_precision("auto", "cuda") == "bfloat16"  # the CPU's kernels do not decide for a card
+    # a card before Ampere has bfloat16 only by emulation, slower than float32
+    monkeypatch.setattr(speed.torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert speed.resolve_precision("auto", "cuda") == "float32"
 
 
 @pytest.mark.parametrize("native", [True, False])
