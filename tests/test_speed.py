@@ -98,8 +98,10 @@ def test_batch_size_changes_samples_only_in_reduced_precision(scheduler, mobilen
     assert by_batch < 0.5 * by_precision
 
 
-# ShuffleNetV2 (the judge) is left out: in one full-suite run its channels-last gradient differed by 1.6%
-# (3e-5 when run alone), which is not understood yet
+# ShuffleNetV2 (the judge) is left out: on one thread (as after the suite's in-process CLI tests) one of its
+# last ReLU's 16 x 1024 inputs, a BatchNorm output of 16 values, lies within float32 rounding of zero, and the
+# two layouts round it to opposite sides. That one unit's gradient moves the whole gradient by 1.6% (3e-5 on
+# two threads, where no input lies that near): rounding through a kink, not another function.
 @pytest.mark.parametrize("architecture", ["mobilenet_v3_small"])
 def test_a_channels_last_training_step_is_the_contiguous_one(architecture):
     """classifier.train_classifier runs channels-last on the CPU: loss and gradients agree to float32 rounding."""
