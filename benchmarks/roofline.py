@@ -47,7 +47,7 @@ from gradcheck.classifier import build_classifier, load_classifier, save_classif
 from gradcheck.ddpm import UNetConfig, build_scheduler, build_unet, load_pipeline
 from gradcheck.guidance import GuidanceSettings, noise_and_gradient
 from gradcheck.settings import ARCHITECTURES
-from gradcheck.speed import attention_kernel, input_layout, native_bfloat16, resolve_precision, to_classifier_layout
+from gradcheck.speed import attention_kernel, input_layout, resolve_precision, to_classifier_layout
 
 SIZE, T = 32, 400
 # Where a kernel's time goes: each profiled operator's self time falls in the first group whose pattern it matches.
@@ -294,16 +294,15 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     print(f"{cpu_flags()}\ntorch {torch.__version__}, {torch.get_num_threads()} thread(s), median of {a.repeats}\n")
 
-    cpu = torch.device("cpu")
+    precision = resolve_precision("auto", torch.device("cpu"))  # the workflow's default on this CPU
     # without bfloat16 kernels a 2048^3 product takes tens of seconds: a 512^3 one tells as much
-    bf16_n = 2048 if native_bfloat16(cpu) else 512
+    bf16_n = 2048 if precision == "bfloat16" else 512
     peaks = {"bfloat16": gemm_peak(torch.bfloat16, a.repeats, bf16_n), "float32": gemm_peak(torch.float32, a.repeats)}
     print("1. GEMM peak (2048^3)")
     for name, gflops in peaks.items():
         print(f"  {name:<10}{gflops:>8.1f} GFLOP/s" + ("" if name != "bfloat16" or bf16_n == 2048 else
                                                     "   (512^3: no bfloat16 kernels on this CPU)"))
 
-    precision = resolve_precision("auto", cpu)  # the workflow's default on this CPU
     print(f"\n2. kernels, the UNet in {precision} (the workflow's 'auto' here){'':<2}"
           f"{'GFLOP':>7}{'ms':>9}{'GFLOP/s':>9}{'of peak':>9}")
     runs = kernels(precision)

@@ -188,8 +188,8 @@ class DDPMTrainConfig:
     grad_clip: float | None = config_key("ddpm.grad_clip", default=1.0)  # max gradient norm (the authors: 1.0)
     loss_weighting: str = config_key("ddpm.loss_weighting", default="uniform")  # or min_snr: min(SNR, gamma) / SNR
     min_snr_gamma: float = config_key("ddpm.min_snr_gamma", default=5.0)
-    # autocast of the UNet's forward: a step in 0.7x the time of float32 on a CPU with avx512_bf16, tens
-    # of times float32's without bfloat16 kernels (AVX2 only); auto picks (gradcheck.speed.resolve_precision)
+    # autocast of the UNet's forward: a step in 0.7x the time of float32 on a CPU with avx512_bf16, 16x
+    # float32's without bfloat16 kernels (AVX2 only); auto picks (gradcheck.speed.resolve_precision)
     precision: str = config_key("ddpm.precision", default="auto")
     ema_decay: float = config_key("ddpm.ema_decay", default=0.995)  # 0: sample with the trained weights
     checkpoint_every: int = config_key("ddpm.checkpoint_every", default=100)

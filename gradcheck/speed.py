@@ -18,8 +18,8 @@ Each was measured in ``benchmarks/`` (ratios in one run, 2-core AVX-512 CPU, no 
   bfloat16 kernels and float32 elsewhere. On a CPU with only AVX2, oneDNN has no bfloat16 kernels and
   PyTorch falls back to reference loops: a DDPM training step took 21.9 s in bfloat16 autocast against
   1.4 s in float32 (16x; AMD EPYC, AVX2, 1 thread, 2026-12-07), and a bfloat16 matrix product reached
-  1.1 GFLOP/s against 61 in float32 (``benchmarks/roofline.py``). Its samples also moved further from float32's (0.43 at most in
-  tests/test_speed.py's bfloat16 test, whose bound is 0.05 where the kernels exist).
+  1.1 GFLOP/s against 61 in float32 (``benchmarks/roofline.py``). Its samples also moved further from
+  float32's: 0.43 at most in tests/test_speed.py's bfloat16 test, whose bound is 0.05 where the kernels exist.
 """
 
 from __future__ import annotations

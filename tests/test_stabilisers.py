@@ -137,11 +137,15 @@ def _paper_cells():
         torch.set_num_threads(threads)
 
 
-def test_the_papers_four_cells_stay_bit_for_bit_in_float32():
+def _paper_cells_recording(capability: str) -> Path:
     # float32 kernels round by the CPU's vector width, so each kind of CPU has its own recording: the first
     # (AVX-512, before the trace grew) and one made on an AVX2 CPU (python tests/test_stabilisers.py)
+    return PAPER_CELLS if capability == "AVX512" else PAPER_CELLS.with_name(f"{PAPER_CELLS.stem}_{capability}.npz")
+
+
+def test_the_papers_four_cells_stay_bit_for_bit_in_float32():
     capability = torch.backends.cpu.get_cpu_capability()
-    path = PAPER_CELLS if capability == "AVX512" else PAPER_CELLS.with_name(f"{PAPER_CELLS.stem}_{capability}.npz")
+    path = _paper_cells_recording(capability)
     if not path.exists():
         pytest.skip(f"no recording for this CPU's kernels ({capability}); python tests/test_stabilisers.py makes one")
     recorded = np.load(path)
@@ -231,7 +235,7 @@ def test_stabilisers_target_pairs_every_cell_and_draws_the_figures(run, tmp_path
 
 if __name__ == "__main__":  # record the paper's four cells for this CPU's kernels (see the test above)
     capability = torch.backends.cpu.get_cpu_capability()
-    out = PAPER_CELLS.with_name(f"{PAPER_CELLS.stem}_{capability}.npz")
+    out = _paper_cells_recording(capability)
     arrays = {k: v for name, (x, cosine) in _paper_cells().items() for k, v in ((name, x), (f"{name}_cosine", cosine))}
     np.savez(out, torch_version=torch.__version__, cpu_capability=capability, **arrays)
     print(f"wrote {out}")
