@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from .atomic import atomic_dir, atomic_path, write_json
 from .checkpoint import CheckpointError, load_torch
+from .data_parallel import run_ranks, sum_across_ranks
 from .device import describe
 from .settings import UNET_DTYPES, DDPMTrainConfig, UNetConfig, linear_beta_range
 from .speed import attention_kernel, resolve_precision
@@ -124,8 +125,16 @@ def train_ddpm(
     loses at most one interval. ``stop_after`` ends the run early at that step after
     checkpointing (used to test resuming). Returns the loss of every step run here.
     """
-    image_size = images.shape[-1]
     cfg = replace(cfg, precision=resolve_precision(cfg.precision, device))  # what ran: the checkpoint and record say
+    if cfg.processes > 1 and device.type != "cpu":
+        raise ValueError(f"ddpm.processes ({cfg.processes}) shares CPU cores between processes; on {device} set it to 1")
+    return run_ranks(cfg.processes, _train, images, out_dir, cfg, device, work_dir, stop_after)
+
+
+def _train(rank, images, out_dir, cfg, device, work_dir, stop_after) -> list[float]:
+    """train_ddpm in one rank: every rank steps alike on its share of each batch; rank 0 alone writes."""
+    main = rank == 0
+    image_size = images.shape[-1]
     torch.manual_seed(cfg.seed)
     unet = build_unet(cfg.unet, image_size).to(device)
     scheduler = build_scheduler(cfg.num_train_timesteps, cfg.scale_betas)
@@ -143,22 +152,26 @@ def train_ddpm(
     snapshot_dir = work_dir / SNAPSHOTS
     # A checkpoint is only resumed for the very same settings and data.
     identity = {"config": asdict(cfg), "image_size": image_size, "data": _fingerprint(images)}
-    start = _resume(ckpt_path, identity, unet, optimizer, lr_schedule, ema, loss_log, snapshot_dir)
+    start = _resume(ckpt_path, identity, unet, optimizer, lr_schedule, ema, loss_log, snapshot_dir, main)
     if ema is not None:
         ema.to(device)
 
     n_params = sum(p.numel() for p in unet.parameters())
-    log.info("UNet2DModel with %.2fM parameters on %s, %s", n_params / 1e6, describe(device), cfg.precision)
+    if main:
+        log.info("UNet2DModel with %.2fM parameters on %s, %s%s", n_params / 1e6, describe(device), cfg.precision,
+                 f", {cfg.processes} data-parallel processes" if cfg.processes > 1 else "")
     losses: list[float] = []
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     unet.train()
-    bar = tqdm(range(start, end), initial=start, total=cfg.steps, desc="DDPM", file=sys.stderr,
+    bar = tqdm(range(start, end), initial=start, total=cfg.steps, desc="DDPM", file=sys.stderr, disable=not main,
                mininterval=1.0 if sys.stderr.isatty() else 30.0)
-    with open(loss_log, "a", newline="") as fh:
-        writer = csv.writer(fh)
+    with open(loss_log, "a", newline="") if main else contextlib.nullcontext() as fh:
+        writer = csv.writer(fh) if main else None
         for step in bar:
-            loss = _training_step(unet, optimizer, lr_schedule, ema, scheduler, images, cfg, step, device)
+            loss = _training_step(unet, optimizer, lr_schedule, ema, scheduler, images, cfg, step, device, rank)
             losses.append(loss)
+            if not main:
+                continue
             writer.writerow([step, f"{loss:.6f}"])
             bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
             done = step + 1
@@ -169,7 +182,7 @@ def train_ddpm(
                 fh.flush()
                 _save_checkpoint(ckpt_path, unet, optimizer, lr_schedule, ema, done, identity)
 
-    if end < cfg.steps:
+    if end < cfg.steps or not main:
         return losses
     record = {"config": asdict(cfg), "image_size": image_size, "parameters": n_params,
               "final_loss_mean_last_100": sum(losses[-100:]) / max(1, len(losses[-100:])), "device": describe(device)}
@@ -188,9 +201,9 @@ def _save_trained(out_dir, unet, ema, scheduler, snapshot_dir, record):
         write_json(Path(tmp) / "training.json", record)
 
 
-def _resume(ckpt_path, identity, unet, optimizer, lr_schedule, ema, loss_log, snapshot_dir) -> int:
+def _resume(ckpt_path, identity, unet, optimizer, lr_schedule, ema, loss_log, snapshot_dir, main=True) -> int:
     """The step to start from: the checkpoint's, loaded into the models, where it is for the very same
-    settings and data; else 0, with the loss log and snapshots of another run removed."""
+    settings and data; else 0, with the loss log and snapshots of another run removed (by the main rank)."""
     state = load_torch(ckpt_path, "ddpm-train") if ckpt_path.exists() else None
     if state is not None and state.get("identity") == identity:
         unet.load_state_dict(state["unet"])
@@ -198,8 +211,11 @@ def _resume(ckpt_path, identity, unet, optimizer, lr_schedule, ema, loss_log, sn
         lr_schedule.load_state_dict(state["lr_schedule"])
         if ema is not None:
             ema.load_state_dict(state["ema"])
-        log.info("resuming DDPM training from step %d (%s)", state["step"], ckpt_path)
+        if main:
+            log.info("resuming DDPM training from step %d (%s)", state["step"], ckpt_path)
         return state["step"]
+    if not main:
+        return 0
     if state is not None:
         log.warning("%s is for other settings or data; starting afresh", ckpt_path)
     loss_log.unlink(missing_ok=True)
@@ -207,19 +223,23 @@ def _resume(ckpt_path, identity, unet, optimizer, lr_schedule, ema, loss_log, sn
     return 0
 
 
-def _training_step(unet, optimizer, lr_schedule, ema, scheduler, images, cfg, step, device) -> float:
-    """One optimisation step on step ``step``'s batch; returns its loss."""
+def _training_step(unet, optimizer, lr_schedule, ema, scheduler, images, cfg, step, device, rank=0) -> float:
+    """One optimisation step on step ``step``'s batch (this rank's share of it); returns the batch's loss."""
     bf16 = cfg.precision == "bfloat16"
     dtype = torch.bfloat16 if bf16 else torch.float32  # what the attention runs in under autocast
-    x_t, noise, t = _training_batch(images, scheduler, cfg, step)
-    x_t, noise, t = x_t.to(device), noise.to(device), t.to(device)
+    batch = _training_batch(images, scheduler, cfg, step)  # every rank draws the whole batch: one per step
+    x_t, noise, t = (v.chunk(cfg.processes)[rank].to(device) for v in batch)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16), attention_kernel(device, dtype):
         pred = unet(x_t, t).sample
-    loss = (loss_weights(scheduler, t, cfg) * (pred.float() - noise).pow(2).flatten(1).mean(1)).mean()
-    if not math.isfinite(loss.item()):
-        raise FloatingPointError(f"DDPM loss became {loss.item()} at step {step}; lower the learning rate")
+    per_sample = loss_weights(scheduler, t, cfg) * (pred.float() - noise).pow(2).flatten(1).mean(1)
+    # the batch's mean: this rank's share of it, summed over the ranks with the gradients below
+    loss = per_sample.mean() if cfg.processes == 1 else per_sample.sum() / cfg.batch_size
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if cfg.processes > 1:
+        loss, = sum_across_ranks(unet.parameters(), loss)
+    if not math.isfinite(loss.item()):
+        raise FloatingPointError(f"DDPM loss became {loss.item()} at step {step}; lower the learning rate")
     if cfg.grad_clip is not None:
         torch.nn.utils.clip_grad_norm_(unet.parameters(), cfg.grad_clip)
     optimizer.step()

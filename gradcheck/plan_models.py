@@ -121,7 +121,9 @@ class ModelsPlan:
     def ddpm_training_flags(self, name):
         """train-ddpm's flags for 'ddpm', 'ddpm_T25' or 'ddpm_r1': the config's, with that T and replicate's seed."""
         _, timesteps, replicate = self.parse_model(name)
-        training = {key: value for key, value in self.cfg["ddpm"].items() if key != "pretrained"}
+        # processes: 1 (the default) is left out, so that runs made before the key existed stay up to date
+        training = {key: value for key, value in self.cfg["ddpm"].items()
+                    if key != "pretrained" and (key, value) != ("processes", 1)}
         seed = replicate_seeds([self.cfg["ddpm"]["seed"]], replicate)[0]
         return cli_flags(**(training | {"timesteps": timesteps, "seed": seed}))
 

@@ -196,9 +196,14 @@ class DDPMTrainConfig:
     # keep the EMA weights every this many steps (0: none), for quality over training
     snapshot_every: int = config_key("ddpm.snapshot_every", default=2300)
     seed: int = config_key("ddpm.seed", default=0)
+    # single-threaded processes that split each batch and sum their gradients: they use a second core
+    # without the collapse of a two-threaded job beside other work (gradcheck/data_parallel.py)
+    processes: int = config_key("ddpm.processes", default=1)
 
     def __post_init__(self):
-        _positive(self, "num_train_timesteps", "steps", "batch_size", "checkpoint_every")
+        _positive(self, "num_train_timesteps", "steps", "batch_size", "checkpoint_every", "processes")
+        if self.batch_size % self.processes:
+            raise ValueError(f"batch_size ({self.batch_size}) must divide among the {self.processes} processes")
         for name in ("warmup_steps", "snapshot_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 or positive, got {getattr(self, name)}")

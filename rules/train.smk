@@ -14,7 +14,7 @@ rule train_ddpm:
         # the config keys are the CLI's flags
         flags=lambda w: plan.ddpm_training_flags(w.ddpm),
         runtime=RUNTIME,
-    threads: JOB_THREADS
+    threads: JOB_THREADS * config["ddpm"]["processes"]  # each data-parallel process gets JOB_THREADS
     resources:
         gpu=JOB_GPUS,
     priority: 2  # the longest jobs, on the critical path: started first, the classifiers fill the other cores

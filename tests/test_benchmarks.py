@@ -63,3 +63,10 @@ def test_the_shrunk_run_keeps_the_defaults_jobs_and_shortens_them():
     assert small["ddpm"]["steps"] < default["ddpm"]["steps"]
     assert small["sampling"]["steps"] < default["ddpm"]["timesteps"]
     assert small["sampling"]["num_samples"] < default["sampling"]["num_samples"]
+
+
+def test_data_parallel_benchmark_times_the_real_training_steps(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # as when run as a script: it imports its siblings
+    data_parallel = _module("data_parallel")
+    step, outside = data_parallel.train_seconds(threads=1, processes=1, steps=3, beside=0)
+    assert 0 < step < 60 and outside >= 0

@@ -1,4 +1,6 @@
+import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -8,8 +10,9 @@ from diffusers import DDPMPipeline
 from gradcheck.checkpoint import CheckpointError
 from gradcheck.classifier import ClassifierTrainConfig, load_classifier, save_classifier, train_classifier
 from gradcheck.data import CLASSES, build_dataset, images_to_tensor
-from gradcheck.ddpm import (DDPMTrainConfig, UNetConfig, build_scheduler, load_pipeline, load_snapshot, loss_weights,
-                            snapshot_steps, train_ddpm)
+from gradcheck.data_parallel import run_ranks
+from gradcheck.ddpm import (DDPMTrainConfig, UNetConfig, _training_step, build_scheduler, build_unet, load_pipeline,
+                            load_snapshot, loss_weights, snapshot_steps, train_ddpm)
 
 SMALL_UNET = UNetConfig(block_out_channels=(32, 32), layers_per_block=1, attention=(False, False), norm_num_groups=32,
                         mid_attention=True)
@@ -96,6 +99,74 @@ def test_a_snapshot_holds_the_weights_a_run_of_that_length_ends_with(tmp_path, d
     for ps, pq in zip(snap.parameters(), short.parameters()):
         torch.testing.assert_close(ps, pq)
     assert DDPMPipeline.from_pretrained(tmp_path / "long").unet is not None  # snapshots/ does not disturb diffusers
+
+
+def test_data_parallel_training_is_one_process_training_up_to_rounding_and_resumes_exactly(tmp_path, data):
+    """Two processes split each batch and sum their gradients: the same steps as one process's, with
+    warm-up, decay, clipping, min-SNR and EMA; an interrupted two-process run resumes bit for bit."""
+    images = images_to_tensor(data["train_images"])
+    cpu = torch.device("cpu")
+    cfg = _cfg(warmup_steps=2, lr_schedule="cosine", grad_clip=0.5, loss_weighting="min_snr", ema_decay=0.9)
+    one = train_ddpm(images, tmp_path / "one", cfg, cpu, tmp_path / "w1")
+    two = train_ddpm(images, tmp_path / "two", replace(cfg, processes=2), cpu, tmp_path / "w2")
+    np.testing.assert_allclose(two, one, rtol=1e-5)
+    a, _ = load_pipeline(tmp_path / "one")
+    b, _ = load_pipeline(tmp_path / "two")
+    torch.manual_seed(cfg.seed)
+    start = torch.cat([p.detach().flatten() for p in build_unet(cfg.unet, 16).parameters()])
+    wa, wb = (torch.cat([p.detach().flatten() for p in m.parameters()]) for m in (a, b))
+    # AdamW steps a weight whose gradient is near 0 by up to lr on rounding: compare with how far training went
+    assert (wb - wa).norm() < 0.01 * (wa - start).norm()
+    assert not all(torch.equal(pa, pb) for pa, pb in zip(a.parameters(), b.parameters()))  # really two processes
+    assert json.loads((tmp_path / "two" / "training.json").read_text())["config"]["processes"] == 2
+
+    first = train_ddpm(images, tmp_path / "resumed", replace(cfg, processes=2), cpu, tmp_path / "w3", stop_after=3)
+    second = train_ddpm(images, tmp_path / "resumed", replace(cfg, processes=2), cpu, tmp_path / "w3")
+    assert first + second == two
+    c, _ = load_pipeline(tmp_path / "resumed")
+    for pb, pc in zip(b.parameters(), c.parameters()):
+        assert torch.equal(pb, pc)
+
+
+def _one_sgd_step(rank, images, cfg):
+    """One training step with SGD at lr 1: each weight moves by minus the (summed) gradient."""
+    torch.manual_seed(cfg.seed)
+    unet = build_unet(cfg.unet, images.shape[-1])
+    before = [p.detach().clone() for p in unet.parameters()]
+    optimizer = torch.optim.SGD(unet.parameters(), lr=1.0)
+    constant = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    loss = _training_step(unet, optimizer, constant, None, build_scheduler(cfg.num_train_timesteps, cfg.scale_betas),
+                          images, cfg, 0, torch.device("cpu"), rank)
+    return loss, [b - p.detach() for b, p in zip(before, unet.parameters())]
+
+
+def test_data_parallel_step_takes_the_whole_batchs_gradient():
+    """The summed shares' gradient is the one-process batch mean's, scale included (Adam would hide a scale)."""
+    images = images_to_tensor(build_dataset(6, 2, size=16, seed=4)["train_images"])
+    cfg = _cfg(loss_weighting="min_snr")
+    loss, gradient = run_ranks(1, _one_sgd_step, images, cfg)
+    shared_loss, shared_gradient = run_ranks(2, _one_sgd_step, images, replace(cfg, processes=2))
+    assert shared_loss == pytest.approx(loss, rel=1e-6)
+    largest = max(g.abs().max().item() for g in gradient)
+    for g, h in zip(gradient, shared_gradient):
+        torch.testing.assert_close(h, g, rtol=1e-4, atol=1e-5 * largest)
+
+
+def _fails_in_rank_1(rank):
+    if rank == 1:
+        raise ValueError("rank 1 fails")
+    return "rank 0's result"
+
+
+def test_a_failed_rank_fails_the_run_naming_it():
+    with pytest.raises(RuntimeError, match=r"rank\(s\) failed with exit codes \{1: 1\}"):
+        run_ranks(2, _fails_in_rank_1)
+    assert run_ranks(1, _fails_in_rank_1) == "rank 0's result"
+
+
+def test_data_parallel_processes_must_share_the_batch():
+    with pytest.raises(ValueError, match=r"batch_size \(8\) must divide among the 3 processes"):
+        _cfg(processes=3)
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "constant"])

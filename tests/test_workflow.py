@@ -275,3 +275,12 @@ def test_resources_gpu_0_means_the_cpu_and_jobs_ask_for_no_gpu_without_one(tmp_p
     plain = snakemake(tmp_path, "-n", "-p", "--cores", "2", configfile=[TINY, auto])
     assert plain.stdout.count("--device auto") > 10
     assert "gpu=1" not in plain.stdout  # no card here: no token to queue behind
+
+
+def test_data_parallel_ddpm_asks_for_a_thread_per_process(tmp_path):
+    two = tmp_path / "two.yaml"
+    two.write_text("ddpm: {processes: 2}\n")
+    plan = snakemake(tmp_path, "-n", "-p", "--cores", "2", "results/models/ddpm", configfile=[TINY, two]).stdout
+    assert "--processes 2" in plan and "--threads 2" in plan
+    plain = snakemake(tmp_path, "-n", "-p", "--cores", "2", "results/models/ddpm").stdout
+    assert "--processes" not in plain and "--threads 1" in plain  # the default: the command of runs before it

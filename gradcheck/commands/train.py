@@ -49,6 +49,8 @@ DDPM, UNET, CLASSIFIER = DDPMTrainConfig, UNetConfig, ClassifierTrainConfig
         help="keep the sampling weights every this many steps in OUT/snapshots (0: none)")
 @option("--stop-after", type=positive, help="stop at this step after checkpointing (testing)")
 @option("--seed", type=int, setting=(DDPM, "seed"))
+@option("--processes", type=positive, setting=(DDPM, "processes"),
+        help="data-parallel processes, each with --threads / processes threads, that split every batch (CPU)")
 @option("--device", default="auto", help=DEVICE_HELP)
 def train_ddpm(a):
     from ..data import images_to_tensor, load_dataset
@@ -61,7 +63,8 @@ def train_ddpm(a):
         num_train_timesteps=a.timesteps, scale_betas=a.scale_betas, steps=a.steps, batch_size=a.batch_size, lr=a.lr,
         warmup_steps=a.warmup_steps, lr_schedule=a.lr_schedule, grad_clip=a.grad_clip,
         loss_weighting=a.loss_weighting, min_snr_gamma=a.min_snr_gamma, precision=a.precision,
-        ema_decay=a.ema_decay, checkpoint_every=a.checkpoint_every, snapshot_every=a.snapshot_every, seed=a.seed)
+        ema_decay=a.ema_decay, checkpoint_every=a.checkpoint_every, snapshot_every=a.snapshot_every, seed=a.seed,
+        processes=a.processes)
     images = images_to_tensor(load_dataset(a.data)["train_images"])
     work = Path(a.work_dir or Path(a.out).with_name(Path(a.out).name + ".ckpt"))
     train(images, a.out, cfg, pick_device(a.device), work, stop_after=a.stop_after)
