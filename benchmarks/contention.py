@@ -18,6 +18,7 @@ keeps its speed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -50,19 +51,26 @@ print(statistics.median(times))
 BUSY = "while True: pass"
 
 
-def step_seconds(threads: int, seconds: float, beside: int = 0, parallel: int = 1) -> list[float]:
-    """Median step of each of ``parallel`` jobs with ``threads`` threads, beside ``beside`` busy processes."""
-    busy = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(beside)]
+@contextlib.contextmanager
+def busy_processes(count: int):
+    """``count`` busy single-threaded processes, running while the block does."""
+    busy = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(count)]
     try:
         time.sleep(0.5 if busy else 0)
-        jobs = [subprocess.Popen([sys.executable, "-c", STEP, str(threads), str(seconds)], stdout=subprocess.PIPE,
-                                 text=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
-                for _ in range(parallel)]
-        return [float(job.communicate()[0]) for job in jobs]
+        yield
     finally:
         for process in busy:
             process.kill()
             process.wait()
+
+
+def step_seconds(threads: int, seconds: float, beside: int = 0, parallel: int = 1) -> list[float]:
+    """Median step of each of ``parallel`` jobs with ``threads`` threads, beside ``beside`` busy processes."""
+    with busy_processes(beside):
+        jobs = [subprocess.Popen([sys.executable, "-c", STEP, str(threads), str(seconds)], stdout=subprocess.PIPE,
+                                 text=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+                for _ in range(parallel)]
+        return [float(job.communicate()[0]) for job in jobs]
 
 
 def main() -> None:

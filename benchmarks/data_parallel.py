@@ -19,10 +19,8 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
-import time
 
-from contention import BUSY
+from contention import busy_processes
 from roofline import cpu_flags
 
 TRAIN = r"""
@@ -51,18 +49,12 @@ WAYS = {"1 process, 1 thread": (1, 1), "1 process, 2 threads": (2, 1), "2 proces
 
 def train_seconds(threads: int, processes: int, steps: int, beside: int) -> tuple[float, float]:
     """The median step of train_ddpm (after two) and its seconds outside steps, beside ``beside`` busy processes."""
-    busy = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(beside)]
-    try:
-        time.sleep(0.5 if busy else 0)
+    with busy_processes(beside):
         out = subprocess.run([sys.executable, "-c", TRAIN, str(threads), str(processes), str(steps)],
                              capture_output=True, text=True, check=True,
                              env={**os.environ, "OMP_NUM_THREADS": str(threads)})
-        step, outside = map(float, out.stdout.split()[-2:])
-        return step, outside
-    finally:
-        for process in busy:
-            process.kill()
-            process.wait()
+    step, outside = map(float, out.stdout.split()[-2:])
+    return step, outside
 
 
 def main() -> None:
