@@ -147,19 +147,15 @@ def _paper_cells():
 AVX2_KERNELS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
 
 
-def _paper_cells_on_avx2_kernels(out: Path) -> subprocess.CompletedProcess:
-    """Run this file's recorder in a fresh interpreter (the pins act only before torch loads)."""
-    return subprocess.run([sys.executable, __file__, str(out)], env={**os.environ, **AVX2_KERNELS},
-                          capture_output=True, text=True, timeout=600)
-
-
 def test_the_papers_four_cells_stay_bit_for_bit_in_float32(tmp_path):
     if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
         pytest.skip(f"the recording is of AVX2 kernels; this CPU has {torch.backends.cpu.get_cpu_capability()}")
     recorded = np.load(PAPER_CELLS)
     if str(recorded["torch_version"]) != torch.__version__:
         pytest.skip(f"recorded with torch {recorded['torch_version']}, here {torch.__version__}")
-    proc = _paper_cells_on_avx2_kernels(tmp_path / "cells.npz")
+    # this file's recorder, which pins the kernels (they act only before torch loads) in a fresh interpreter
+    proc = subprocess.run([sys.executable, __file__, str(tmp_path / "cells.npz")], capture_output=True, text=True,
+                          timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     here = np.load(tmp_path / "cells.npz")
     assert str(here["cpu_capability"]) == "AVX2"  # the pins took
